@@ -1,0 +1,1 @@
+"""The ``evalkit`` command line: one module per command, mounted in :mod:`evalkit.cli.app`."""

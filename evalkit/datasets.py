@@ -1,0 +1,188 @@
+"""Dataset loading: JSONL, CSV, Parquet, YAML or inline cases, validated with file and line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from evalkit.errors import UserError
+from evalkit.schema import Case
+from evalkit.yaml_lines import decode_utf8, line_of, load_yaml
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".yaml": "yaml", ".yml": "yaml"}
+CASE_FIELDS = set(Case.model_fields)
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, tuple[str | int, ...]]:
+    """One readable sentence and the location of the first pydantic error."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    # pydantic adds the union member name to the loc for unions; drop type tags
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list"))))
+    field = ".".join(str(p) for p in loc) or "(record)"
+    kind = err["type"]
+    if kind == "missing":
+        return f"field '{field}' is required", loc
+    if kind == "extra_forbidden":
+        return f"field '{field}' is not a known field (known: {', '.join(sorted(CASE_FIELDS))})", loc
+    return f"field '{field}': {err['msg'].lower()}", loc
+
+
+def _case(raw: Any, file: Path, line: int | None, lines: dict[Any, int] | None = None, prefix: tuple = ()) -> Case:
+    if not isinstance(raw, dict):
+        raise UserError(f"a case must be a mapping, got {type(raw).__name__}", file=file, line=line)
+    try:
+        return Case.model_validate(raw)
+    except ValidationError as exc:
+        msg, loc = describe_validation_error(exc)
+        if lines is not None:
+            line = line_of(lines, (*prefix, *loc)) or line
+        raise UserError(msg, file=file, line=line) from None
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[int, Case]]:
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise UserError("dataset file not found", file=path) from None
+    with fh:
+        for n, raw_line in enumerate(fh, start=1):
+            if len(raw_line) > MAX_LINE_BYTES:
+                raise UserError(f"line is {len(raw_line)} bytes, over the {MAX_LINE_BYTES} byte limit", file=path, line=n)
+            if b"\x00" in raw_line:
+                raise UserError("binary data, expected UTF-8 JSON lines", file=path, line=n)
+            try:
+                text = raw_line.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise UserError(f"not valid UTF-8 (byte 0x{raw_line[exc.start]:02x})", file=path, line=n) from None
+            if not text.strip():
+                continue
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=path, line=n) from None
+            yield n, _case(raw, path, n)
+
+
+def _decode_json_cell(value: Any, column: str, path: Path, row: int) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise UserError(f"field '{column}' must be JSON", file=path, line=row) from None
+
+
+def _iter_table(path: Path, fmt: str) -> Iterator[tuple[int, Case]]:
+    import polars as pl
+
+    try:
+        if fmt == "csv":
+            with path.open("rb") as fh:
+                decode_utf8(fh.read(1_000_000).rpartition(b"\n")[0] or b"", path)
+            frame = pl.scan_csv(path, infer_schema=False)
+        else:
+            frame = pl.scan_parquet(path)
+        columns = frame.collect_schema().names()
+    except FileNotFoundError:
+        raise UserError("dataset file not found", file=path) from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise UserError(f"cannot read {fmt.upper()}: {str(exc).splitlines()[0]}", file=path) from None
+    offset = 2 if fmt == "csv" else 1  # CSV: line 1 is the header
+    chunk = 10_000
+    start = 0
+    while True:
+        try:
+            batch = frame.slice(start, chunk).collect()
+        except pl.exceptions.PolarsError as exc:
+            raise UserError(f"cannot read {fmt.upper()}: {str(exc).splitlines()[0]}", file=path) from None
+        if batch.height == 0:
+            return
+        for i, rec in enumerate(batch.iter_rows(named=True)):
+            row = start + i + offset
+            raw: dict[str, Any] = {"metadata": {}}
+            for col in columns:
+                val = rec[col]
+                if col in ("expected_tool_calls", "metadata", "input") and isinstance(val, str) and val[:1] in "[{":
+                    val = _decode_json_cell(val, col, path, row)
+                if col == "tags" and isinstance(val, str):
+                    val = [t.strip() for t in val.replace(";", ",").split(",") if t.strip()]
+                if col == "metadata" and isinstance(val, dict):
+                    raw["metadata"].update(val)
+                elif col in CASE_FIELDS:
+                    if val is not None and val != "":
+                        raw[col] = val
+                elif val is not None:
+                    raw["metadata"][col] = val
+            yield row, _case(raw, path, row)
+        start += chunk
+
+
+def _iter_yaml(path: Path) -> Iterator[tuple[int, Case]]:
+    data, lines = load_yaml(path)
+    prefix: tuple[str | int, ...] = ()
+    if isinstance(data, dict) and "cases" in data:
+        data, prefix = data["cases"], ("cases",)
+    if not isinstance(data, list):
+        raise UserError("a YAML dataset must be a list of cases (or a mapping with 'cases')", file=path, line=1)
+    for i, raw in enumerate(data):
+        line = line_of(lines, (*prefix, i))
+        yield line or 0, _case(raw, path, line, lines, (*prefix, i))
+
+
+def iter_dataset(path: Path) -> Iterator[tuple[int, Case]]:
+    """Stream (line or row, case) pairs from a dataset file."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"unknown dataset format '{path.suffix}' (use .jsonl, .csv, .parquet or .yaml)", file=path)
+    if not path.exists():
+        raise UserError("dataset file not found", file=path)
+    if fmt == "jsonl":
+        return _iter_jsonl(path)
+    if fmt == "yaml":
+        return _iter_yaml(path)
+    return _iter_table(path, fmt)
+
+
+def check_unique(pairs: Iterable[tuple[int, Case]], file: Path | str) -> Iterator[Case]:
+    """Yield cases, failing on a duplicate id with both places named."""
+    seen: dict[str, int] = {}
+    for line, case in pairs:
+        if case.id in seen:
+            raise UserError(f"duplicate case id '{case.id}' (first at line {seen[case.id]})", file=file, line=line)
+        seen[case.id] = line
+        yield case
+
+
+def load_dataset(path: Path | str) -> list[Case]:
+    """Load and validate a whole dataset file."""
+    p = Path(path)
+    return list(check_unique(iter_dataset(p), p))
+
+
+def coerce_cases(items: Iterable[Case | dict[str, Any] | str]) -> list[Case]:
+    """Cases from Python objects (dicts, strings as inputs, or Case)."""
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, Case):
+            out.append(item)
+        elif isinstance(item, str):
+            out.append(Case(input=item))
+        else:
+            out.append(_case(item, Path("<cases>"), i + 1))
+    return list(check_unique(((i + 1, c) for i, c in enumerate(out)), "<cases>"))
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,44 @@
+"""Errors a user can fix, with the place they come from, and the CLI's exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INFRA = 3
+
+
+class UserError(Exception):
+    """Bad input or misconfiguration: printed as one line, no traceback, exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.field = field
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file if self.line is None else f"{self.file}:{self.line}"
+            where += ": "
+        what = f"field '{self.field}' " if self.field and f"'{self.field}'" not in self.message else ""
+        return f"{where}{what}{self.message}".replace("\n", " ")
+
+
+class StoreError(UserError):
+    """The results store cannot be opened or written (locked, read-only, disk full)."""
+
+    exit_code = EXIT_INFRA

@@ -1,0 +1,189 @@
+"""The async engine: run every case (and repeat) through the target and the scorers.
+
+Cases are pulled lazily by a fixed pool of worker tasks (bounded concurrency, flat memory);
+each finished case is handed to a sink at once. Target and scorer failures become data on the
+result; only cancellation stops the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from evalkit.context import CaseContext, case_scope
+from evalkit.schema import Case, CaseResult, Score
+from evalkit.scorers.registry import BoundScorer, RunInfo
+from evalkit.targets.base import Target
+
+
+class Sink(Protocol):
+    """Receives each finished case result."""
+
+    def add(self, result: CaseResult, case: Case) -> None: ...
+
+
+class Tracer(Protocol):
+    """Span hooks the runner calls; :class:`NullTracer` when tracing is off."""
+
+    def case_span(self, ctx: CaseContext, case: Case) -> contextlib.AbstractContextManager[Any]: ...
+
+    def step_span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]: ...
+
+    def case_spans(self, ctx: CaseContext) -> list[dict[str, Any]]: ...
+
+    def record_scores(self, ctx: CaseContext, scores: list[Score]) -> None: ...
+
+
+class NullTracer:
+    """Tracing off: no spans, no cost."""
+
+    def case_span(self, ctx: CaseContext, case: Case) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def step_span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def case_spans(self, ctx: CaseContext) -> list[dict[str, Any]]:
+        return []
+
+    def record_scores(self, ctx: CaseContext, scores: list[Score]) -> None:
+        return None
+
+
+@dataclass
+class RunOptions:
+    """How one run executes."""
+
+    run_id: str
+    suite: str = ""
+    concurrency: int = 16
+    timeout_s: float = 60.0
+    repeats: int = 1
+    cache: bool = True
+    skip: set[tuple[str, int]] = field(default_factory=set)
+
+
+@dataclass
+class RunOutcome:
+    status: str = "completed"
+    completed: int = 0
+    cancelled: int = 0
+
+
+def _err(exc: BaseException) -> str:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+class Runner:
+    """Runs cases with bounded concurrency; ``stop()`` lets in-flight cases finish and starts no more."""
+
+    def __init__(
+        self,
+        target: Target,
+        scorers: list[BoundScorer],
+        options: RunOptions,
+        sink: Sink,
+        tracer: Tracer | None = None,
+        on_result: Callable[[CaseResult], None] | None = None,
+    ) -> None:
+        self.target = target
+        self.scorers = scorers
+        self.opts = options
+        self.sink = sink
+        self.tracer: Tracer = tracer or NullTracer()
+        self.on_result = on_result
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.outcome = RunOutcome()
+
+    def stop(self) -> None:
+        """Start no new cases (first Ctrl-C)."""
+        self._stopping = True
+
+    def cancel(self) -> None:
+        """Cancel in-flight cases too (second Ctrl-C); they are recorded as cancelled."""
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+
+    def _work(self, cases: Iterable[Case]) -> Iterator[tuple[Case, int]]:
+        for case in cases:
+            for r in range(self.opts.repeats):
+                if (case.id, r) not in self.opts.skip:
+                    yield case, r
+
+    async def run(self, cases: Iterable[Case]) -> RunOutcome:
+        work = self._work(cases)
+
+        async def worker() -> None:
+            for case, repeat in work:
+                if self._stopping:
+                    return
+                await self.run_one(case, repeat)
+
+        n = max(1, self.opts.concurrency)
+        self._tasks = [asyncio.create_task(worker()) for _ in range(n)]
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._stopping:
+            self.outcome.status = "interrupted"
+        return self.outcome
+
+    async def run_one(self, case: Case, repeat: int = 0) -> CaseResult:
+        """Run and score one case; always returns (and sinks) a result."""
+        ctx = CaseContext(run_id=self.opts.run_id, case_id=case.id, repeat=repeat, suite=self.opts.suite,
+                          cache_enabled=self.opts.cache)
+        started = datetime.now(UTC)
+        status, output, error = "ok", None, None
+        scores: list[Score] = []
+        t0 = time.perf_counter()
+        latency = 0.0
+        try:
+            with case_scope(ctx), self.tracer.case_span(ctx, case):
+                try:
+                    with self.tracer.step_span("evalkit.target", {"evalkit.target": self.target.name}):
+                        output = await asyncio.wait_for(self.target(case), self.opts.timeout_s)
+                except TimeoutError:
+                    status, error = "error", f"timeout: no answer within {self.opts.timeout_s:g} s"
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    status, error = "error", _err(exc)
+                latency = (time.perf_counter() - t0) * 1000
+                if error is None:
+                    info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,
+                                   trace_id=ctx.trace_id, spans=self.tracer.case_spans(ctx))
+                    scores = await self._score(case, output, info)
+                else:
+                    scores = [Score(name=s.name, error="not_scored: target failed") for s in self.scorers]
+                self.tracer.record_scores(ctx, scores)
+        except asyncio.CancelledError:
+            status, error = "cancelled", "cancelled: run interrupted"
+            scores = [Score(name=s.name, error="not_scored: cancelled") for s in self.scorers]
+            self.outcome.cancelled += 1
+        result = CaseResult(
+            run_id=self.opts.run_id, case_id=case.id, repeat=repeat, status=status,  # type: ignore[arg-type]
+            output=output, error=error, scores=scores, tool_calls=ctx.tool_calls,
+            latency_ms=latency or (time.perf_counter() - t0) * 1000, usage=ctx.usage, trace_id=ctx.trace_id,
+            started_at=started, ended_at=datetime.now(UTC), tags=case.tags,
+        )
+        self.sink.add(result, case)
+        self.outcome.completed += 1
+        if self.on_result is not None:
+            self.on_result(result)
+        return result
+
+    async def _score(self, case: Case, output: Any, info: RunInfo) -> list[Score]:
+        async def one(s: BoundScorer) -> list[Score]:
+            with self.tracer.step_span("evalkit.scorer", {"evalkit.scorer": s.name}):
+                return await s(case, output, info)
+
+        if len(self.scorers) == 1:
+            return await one(self.scorers[0])
+        results = await asyncio.gather(*(one(s) for s in self.scorers))
+        return [sc for group in results for sc in group]

@@ -1,0 +1,91 @@
+"""Case results as columns, for bulk inserts."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from evalkit.schema import CaseResult
+
+
+def _json(v: Any) -> str | None:
+    if v is None:
+        return None
+    return json.dumps(v, ensure_ascii=False, default=str)
+
+
+def result_columns(
+    results: list[CaseResult], inputs: dict[str, dict[str, Any]]
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """Column lists (case_results, scores) for a batch of results."""
+    c: dict[str, list[Any]] = {k: [] for k in (
+        "run_id", "case_id", "repeat", "status", "input", "expected", "output", "error", "latency_ms",
+        "input_tokens", "output_tokens", "cost_usd", "llm_calls", "trace_id", "started_at", "ended_at",
+        "tags", "tool_calls", "metadata",
+    )}
+    s: dict[str, list[Any]] = {k: [] for k in (
+        "run_id", "case_id", "repeat", "name", "value", "is_bool", "passed", "rationale", "error", "metadata",
+    )}
+    for r in results:
+        case = inputs.get(r.case_id, {})
+        c["run_id"].append(r.run_id)
+        c["case_id"].append(r.case_id)
+        c["repeat"].append(r.repeat)
+        c["status"].append(r.status)
+        c["input"].append(_json(case.get("input")))
+        c["expected"].append(_json(case.get("expected")))
+        c["output"].append(_json(r.output))
+        c["error"].append(r.error)
+        c["latency_ms"].append(r.latency_ms)
+        c["input_tokens"].append(r.usage.input_tokens)
+        c["output_tokens"].append(r.usage.output_tokens)
+        c["cost_usd"].append(r.usage.cost_usd)
+        c["llm_calls"].append(r.usage.llm_calls)
+        c["trace_id"].append(r.trace_id)
+        c["started_at"].append(r.started_at)
+        c["ended_at"].append(r.ended_at)
+        c["tags"].append(r.tags)
+        c["tool_calls"].append(_json([t.model_dump() for t in r.tool_calls]) if r.tool_calls else None)
+        c["metadata"].append(_json(case.get("metadata")))
+        for sc in r.scores:
+            s["run_id"].append(r.run_id)
+            s["case_id"].append(r.case_id)
+            s["repeat"].append(r.repeat)
+            s["name"].append(sc.name)
+            s["value"].append(None if sc.value is None else float(sc.value))
+            s["is_bool"].append(isinstance(sc.value, bool))
+            s["passed"].append(sc.passed)
+            s["rationale"].append(sc.rationale)
+            s["error"].append(sc.error)
+            s["metadata"].append(_json(sc.metadata) if sc.metadata else None)
+    return c, s
+
+
+def _schemas() -> dict[str, dict[str, Any]]:
+    import polars as pl
+
+    ts = pl.Datetime("us", "UTC")
+    return {
+        "case_results": {
+            "run_id": pl.String, "case_id": pl.String, "repeat": pl.Int32, "status": pl.String, "input": pl.String,
+            "expected": pl.String, "output": pl.String, "error": pl.String, "latency_ms": pl.Float64,
+            "input_tokens": pl.Int64, "output_tokens": pl.Int64, "cost_usd": pl.Float64, "llm_calls": pl.Int32,
+            "trace_id": pl.String, "started_at": ts, "ended_at": ts, "tags": pl.List(pl.String),
+            "tool_calls": pl.String, "metadata": pl.String,
+        },
+        "scores": {
+            "run_id": pl.String, "case_id": pl.String, "repeat": pl.Int32, "name": pl.String, "value": pl.Float64,
+            "is_bool": pl.Boolean, "passed": pl.Boolean, "rationale": pl.String, "error": pl.String,
+            "metadata": pl.String,
+        },
+    }
+
+
+def to_arrow(table: str, cols: dict[str, list[Any]]) -> pa.Table:
+    """An Arrow table for a bulk insert, built through polars (pyarrow's own constructors import pandas)."""
+    import polars as pl
+
+    return pl.DataFrame(cols, schema=_schemas()[table]).to_arrow()

@@ -1,0 +1,136 @@
+"""Suite files: name, dataset, target, scorers, thresholds and run defaults, validated up front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evalkit.datasets import check_unique, describe_validation_error, iter_dataset
+from evalkit.errors import UserError
+from evalkit.schema import Case
+from evalkit.scorers.registry import BoundScorer, build_scorer
+from evalkit.targets import Target, build_target
+from evalkit.yaml_lines import line_of, load_yaml
+
+
+class RunDefaults(BaseModel):
+    """Run settings a suite may fix; the command line overrides them."""
+
+    model_config = ConfigDict(extra="forbid")
+    concurrency: int = Field(16, ge=1, le=10_000)
+    timeout_s: float = Field(60.0, gt=0)
+    repeats: int = Field(1, ge=1, le=1000)
+    max_error_rate: float = Field(0.05, ge=0, le=1)
+
+
+class AgentInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    version: str | None = None
+
+
+class SuiteSpec(BaseModel):
+    """The validated content of a suite file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    description: str | None = None
+    dataset: str | list[dict[str, Any]]
+    target: str | dict[str, Any]
+    scorers: list[str | dict[str, Any]] = Field(min_length=1)
+    thresholds: list[Any] | dict[str, Any] = Field(default_factory=list)
+    defaults: RunDefaults = Field(default_factory=RunDefaults)
+    repeats: int | None = Field(None, ge=1, le=1000)
+    agent: AgentInfo = Field(default_factory=AgentInfo)
+    tags: list[str] = Field(default_factory=list)
+
+
+@dataclass
+class Suite:
+    """A loaded suite: everything needed to run, built and validated."""
+
+    name: str
+    cases: list[Case]
+    target: Target | None
+    scorers: list[BoundScorer]
+    thresholds: list[Any] = field(default_factory=list)
+    defaults: RunDefaults = field(default_factory=RunDefaults)
+    path: Path | None = None
+    dataset_path: Path | None = None
+    agent: AgentInfo = field(default_factory=AgentInfo)
+    raw: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    rp = path.resolve()
+    return any(rp.is_relative_to(r.resolve()) for r in roots)
+
+
+def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
+    """Load and fully validate a suite file (dataset, target, scorers) before anything runs."""
+    p = Path(path)
+    data, lines = load_yaml(p)
+    if not isinstance(data, dict):
+        raise UserError("a suite file must be a mapping with name, dataset, target and scorers", file=p, line=1)
+    try:
+        spec = SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        msg, loc = describe_validation_error(exc)
+        msg = msg.replace(" (known: " + msg.split(" (known: ")[-1], "") if "not a known field" in msg else msg
+        if "not a known field" in msg:
+            msg += f" (known: {', '.join(SuiteSpec.model_fields)})"
+        raise UserError(msg, file=p, line=line_of(lines, loc)) from None
+    base = p.parent
+    # dataset
+    if isinstance(spec.dataset, str):
+        ds = (base / spec.dataset) if not Path(spec.dataset).is_absolute() else Path(spec.dataset)
+        if not _inside(ds, [base, Path.cwd()]):
+            raise UserError(
+                f"dataset '{spec.dataset}' is outside the workspace (suite folder or working directory)",
+                file=p, line=line_of(lines, ("dataset",)), field="dataset",
+            )
+        if not ds.exists():
+            raise UserError(f"dataset '{spec.dataset}' not found (resolved to {ds})", file=p, line=line_of(lines, ("dataset",)))
+        cases = list(check_unique(iter_dataset(ds), ds))
+        dataset_path: Path | None = ds
+    else:
+        from evalkit.datasets import _case
+
+        pairs = ((line_of(lines, ("dataset", i)) or 0, _case(c, p, line_of(lines, ("dataset", i)), lines, ("dataset", i)))
+                 for i, c in enumerate(spec.dataset))
+        cases = list(check_unique(pairs, p))
+        dataset_path = None
+    # scorers
+    scorers = []
+    for i, entry in enumerate(spec.scorers):
+        try:
+            scorers.append(build_scorer(entry))
+        except UserError as exc:
+            raise UserError(exc.message, file=p, line=line_of(lines, ("scorers", i))) from None
+    names = [s.name for s in scorers]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise UserError(f"two scorers are named '{sorted(dupes)[0]}'; give one an 'as:' name", file=p,
+                        line=line_of(lines, ("scorers",)))
+    target = None
+    if build_target_now:
+        try:
+            target = build_target(spec.target, base)
+        except UserError as exc:
+            raise UserError(exc.message, file=p, line=line_of(lines, ("target",)), field=exc.field) from None
+    if target is not None and spec.agent.name:
+        target.name = spec.agent.name
+    if target is not None and spec.agent.version:
+        target.version = spec.agent.version
+    defaults = spec.defaults
+    if spec.repeats is not None:
+        defaults = defaults.model_copy(update={"repeats": spec.repeats})
+    thresholds = spec.thresholds if isinstance(spec.thresholds, list) else [spec.thresholds]
+    return Suite(
+        name=spec.name, cases=cases, target=target, scorers=scorers, thresholds=thresholds, defaults=defaults,
+        path=p, dataset_path=dataset_path, agent=spec.agent, raw=data, tags=spec.tags,
+    )

@@ -1,0 +1,1 @@
+"""Tracing: OpenTelemetry spans for every case, stored in the workspace DuckDB file."""
