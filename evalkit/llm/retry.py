@@ -1,0 +1,74 @@
+"""Backoff delays, ``Retry-After`` parsing and secret scrubbing for retried calls."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+
+def backoff_delay(
+    attempt: int, base: float, cap: float, retry_after: float | None = None, retry_after_max: float = 60.0
+) -> float:
+    """Delay before retry number ``attempt`` (1-based): full-jitter exponential, at least ``Retry-After``."""
+    expo = min(cap, base * (2 ** (attempt - 1)))
+    delay = random.uniform(expo / 2, expo) if expo > 0 else 0.0
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, retry_after_max))
+    return delay
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    lower = {str(k).lower(): str(v) for k, v in headers.items()}
+    ms = lower.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    raw = lower.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
+_SECRET_PATTERNS = [
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9_\-\.=]{8,}"),
+    re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]{6,}"),
+]
+
+
+def secret_values(extra: Iterable[str | None] = ()) -> list[str]:
+    """Values that must never be shown: explicit ones plus secret-looking environment variables."""
+    vals = {v for v in extra if v and len(v) >= 4}
+    for name, value in os.environ.items():
+        if _SECRET_ENV.search(name) and value and len(value) >= 6:
+            vals.add(value)
+    return sorted(vals, key=len, reverse=True)
+
+
+def scrub(text: str, extra: Iterable[str | None] = ()) -> str:
+    """``text`` with API keys and bearer tokens replaced by ``***``."""
+    for value in secret_values(extra):
+        text = text.replace(value, "***")
+    text = _SECRET_PATTERNS[0].sub("sk-***", text)
+    text = _SECRET_PATTERNS[1].sub(r"\1 ***", text)
+    return _SECRET_PATTERNS[2].sub(r"\1***", text)
