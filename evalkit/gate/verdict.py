@@ -1,0 +1,234 @@
+"""The gate verdict: thresholds, baseline regressions and the error budget, decided into an exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, Field
+
+from evalkit import stats
+from evalkit.errors import EXIT_GATE_FAILED, EXIT_INFRA, EXIT_OK
+from evalkit.gate.baseline import BaselineComparison, MetricComparison, compare_runs
+from evalkit.gate.thresholds import GLOBAL_METRICS, Threshold, ThresholdCheck, check_thresholds
+from evalkit.schema import RunSummary
+
+Interval = tuple[float, float]
+
+DEFAULT_MAX_ERROR_RATE = 0.05
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_EFFECT = 0.0
+
+
+class GateResult(BaseModel):
+    """What the gate decided and why. ``exit_code``: 0 passed, 1 failed, 3 infrastructure errors."""
+
+    status: Literal["passed", "failed", "infra_error"]
+    passed: bool
+    exit_code: int
+    reason: str
+    checks: list[ThresholdCheck] = Field(default_factory=list)
+    regressions: list[MetricComparison] = Field(default_factory=list)
+    baseline: BaselineComparison | None = None
+    error_rate: float  # the larger of the case error rate and the score error rate
+    case_error_rate: float
+    score_error_rate: float
+    max_error_rate: float
+    fail_on_regression: bool
+    alpha: float
+    min_effect: float
+    metrics: dict[str, float | None] = Field(default_factory=dict)  # summary metrics plus gate extras
+    intervals: dict[str, Interval | None] = Field(default_factory=dict)
+
+
+def _score_names(summary: RunSummary, scores: pl.DataFrame | None) -> list[str]:
+    names = [s.name for s in summary.scorers]
+    if scores is not None and scores.height:
+        names += [
+            n for n in scores.get_column("name").unique(maintain_order=True).to_list() if n not in names
+        ]
+    return names
+
+
+def gate_metrics(
+    summary: RunSummary,
+    scores: pl.DataFrame | None = None,
+    *,
+    confidence: float = stats.DEFAULT_CONFIDENCE,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    seed: int = stats.DEFAULT_SEED,
+) -> tuple[dict[str, float | None], dict[str, Interval | None]]:
+    """The metrics thresholds can name, and the interval of each metric that has one.
+
+    Starts from ``summary.metrics()``; fills intervals the summary lacks from ``scores`` and adds
+    ``<scorer>/pass_at_k``, ``<scorer>/pass_all_k`` and ``<scorer>/flaky_rate``. A scorer that scored
+    nothing keeps its metric names with a ``None`` value, so a threshold on it fails rather than
+    being a usage error; a metric the scorer cannot produce (a pass rate without verdicts) is absent.
+    """
+    metrics: dict[str, float | None] = {k: None for k in GLOBAL_METRICS}
+    metrics.update(summary.metrics())
+    intervals: dict[str, Interval | None] = {}
+    errors = int(summary.errors)
+    if summary.cases > 0:
+        intervals["errors/rate"] = stats.wilson_interval(errors, summary.cases, confidence)
+    else:
+        intervals["errors/rate"] = None
+
+    by_name = {s.name: s for s in summary.scorers}
+    have_scores = scores is not None and scores.height > 0
+    names = _score_names(summary, scores)
+    need = [
+        n
+        for n in names
+        if n not in by_name
+        or by_name[n].mean_ci is None
+        or (by_name[n].pass_rate is not None and by_name[n].pass_rate_ci is None)
+    ]
+    computed: dict[str, stats.ScorerIntervals] = {}
+    repeats: dict[str, stats.RepeatSummary] = {}
+    if have_scores and scores is not None:
+        sub = scores.filter(pl.col("name").is_in(need)) if need else scores.clear()
+        computed = stats.compute_intervals(sub, confidence=confidence, n_resamples=n_resamples, seed=seed)
+        repeats = stats.repeat_summary(scores)
+
+    for name in names:
+        s = by_name.get(name)
+        mean = s.mean if s else None
+        pass_rate = s.pass_rate if s else None
+        if s is None and have_scores and scores is not None:
+            rows = scores.filter((pl.col("name") == name) & pl.col("value").is_not_null())
+            if rows.height:
+                mean = float(rows.get_column("value").cast(pl.Float64).mean())  # type: ignore[arg-type]
+                if "passed" in rows.columns and rows.get_column("passed").drop_nulls().len():
+                    pass_rate = float(rows.get_column("passed").drop_nulls().cast(pl.Float64).mean())  # type: ignore[arg-type]
+        scored_any = mean is not None
+        mean_ci = (s.mean_ci if s else None) or (computed[name].mean_ci if name in computed else None)
+        pr_ci = (s.pass_rate_ci if s else None) or (computed[name].pass_rate_ci if name in computed else None)
+        metrics[f"{name}/mean"] = mean
+        intervals[f"{name}/mean"] = mean_ci
+        metrics[f"{name}/ci_low"] = mean_ci[0] if mean_ci else None
+        metrics[f"{name}/ci_high"] = mean_ci[1] if mean_ci else None
+        if pass_rate is not None or not scored_any:
+            metrics[f"{name}/pass_rate"] = pass_rate
+            intervals[f"{name}/pass_rate"] = pr_ci
+            metrics[f"{name}/pass_rate_ci_low"] = pr_ci[0] if pr_ci else None
+            metrics[f"{name}/pass_rate_ci_high"] = pr_ci[1] if pr_ci else None
+        metrics.setdefault(f"{name}/errors", float(s.errors) if s else None)
+        rep = repeats.get(name)
+        if rep is not None and rep.judged:
+            for key, val in (
+                ("pass_at_k", rep.pass_at_k),
+                ("pass_all_k", rep.pass_all_k),
+                ("flaky_rate", rep.flaky_rate),
+            ):
+                metrics[f"{name}/{key}"] = val
+                intervals[f"{name}/{key}"] = (
+                    None if val is None else stats.wilson_interval(val * rep.judged, rep.judged, confidence)
+                )
+        elif not scored_any:
+            for key in ("pass_at_k", "pass_all_k", "flaky_rate"):
+                metrics[f"{name}/{key}"] = None
+                intervals[f"{name}/{key}"] = None
+    return metrics, intervals
+
+
+def score_error_rate(scores: pl.DataFrame | None) -> float:
+    """Share of score rows that are errors or not scored (null value)."""
+    if scores is None or scores.height == 0:
+        return 0.0
+    return float(scores.get_column("value").null_count()) / scores.height
+
+
+def evaluate_gate(
+    summary: RunSummary,
+    scores: pl.DataFrame | None,
+    thresholds: Iterable[Threshold],
+    baseline_scores: pl.DataFrame | None = None,
+    *,
+    fail_on_regression: bool = False,
+    min_effect: float = DEFAULT_MIN_EFFECT,
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
+    alpha: float = DEFAULT_ALPHA,
+    baseline_run_id: str | None = None,
+    adjust: Literal["holm", "none"] = "holm",
+    confidence: float = stats.DEFAULT_CONFIDENCE,
+    n_resamples: int = stats.DEFAULT_RESAMPLES,
+    seed: int = stats.DEFAULT_SEED,
+) -> GateResult:
+    """Decide the gate for a finished run.
+
+    Raises :class:`~evalkit.errors.UserError` (exit 2) for thresholds on unknown metrics. Otherwise:
+    exit 3 when the error rate (the larger of case errors and score errors) exceeds
+    ``max_error_rate`` — a provider outage is not a quality verdict; else exit 1 when a threshold
+    fails or, with ``fail_on_regression``, a significant drop against the baseline exceeds
+    ``min_effect``; else exit 0. Regressions are reported even without ``fail_on_regression``.
+    """
+    metrics, intervals = gate_metrics(
+        summary, scores, confidence=confidence, n_resamples=n_resamples, seed=seed
+    )
+    checks = check_thresholds(thresholds, metrics, intervals)
+
+    comparison: BaselineComparison | None = None
+    if baseline_scores is not None and scores is not None:
+        comparison = compare_runs(
+            scores,
+            baseline_scores,
+            alpha=alpha,
+            min_effect=min_effect,
+            adjust=adjust,
+            baseline_run_id=baseline_run_id,
+            confidence=confidence,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
+    regressions = comparison.regressions if comparison else []
+
+    case_rate = float(summary.error_rate)
+    score_rate = score_error_rate(scores)
+    error_rate = max(case_rate, score_rate)
+    failed_checks = [c for c in checks if not c.passed]
+
+    if error_rate > max_error_rate:
+        status: Literal["passed", "failed", "infra_error"] = "infra_error"
+        code = EXIT_INFRA
+        reason = (
+            f"error rate {error_rate:.1%} exceeds --max-error-rate {max_error_rate:.1%} "
+            f"(case errors {case_rate:.1%}, scorer errors {score_rate:.1%}): infrastructure problem, "
+            "quality not judged"
+        )
+    elif failed_checks or (fail_on_regression and regressions):
+        status, code = "failed", EXIT_GATE_FAILED
+        parts = [c.message for c in failed_checks]
+        if fail_on_regression:
+            parts += [
+                f"{r.label} regressed {r.delta:+.3g} vs baseline (p={r.p_adjusted if r.p_adjusted is not None else r.p_value:.3g})"
+                for r in regressions
+            ]
+        reason = "; ".join(parts)
+    else:
+        status, code = "passed", EXIT_OK
+        n = len(checks)
+        reason = f"{n} threshold(s) met" if n else "no thresholds"
+        if comparison is not None:
+            reason += f"; {len(regressions)} significant regression(s) vs baseline"
+            if regressions and not fail_on_regression:
+                reason += " (not gating: --fail-on-regression not set)"
+    return GateResult(
+        status=status,
+        passed=code == EXIT_OK,
+        exit_code=code,
+        reason=reason,
+        checks=checks,
+        regressions=regressions,
+        baseline=comparison,
+        error_rate=error_rate,
+        case_error_rate=case_rate,
+        score_error_rate=score_rate,
+        max_error_rate=max_error_rate,
+        fail_on_regression=fail_on_regression,
+        alpha=alpha,
+        min_effect=min_effect,
+        metrics=metrics,
+        intervals=intervals,
+    )
