@@ -14,6 +14,7 @@ prints ``URL http://127.0.0.1:PORT`` and serves until killed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import threading
@@ -212,10 +213,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(b'{"id": "chatcmpl-drop", "choices": [{"mess')
             self.wfile.flush()
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         if reply.kind == "malformed":
             data = b"<html>this is not json"
