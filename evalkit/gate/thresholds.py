@@ -149,6 +149,13 @@ def validate_metric_names(
     for t in thresholds:
         if t.metric in known_set:
             continue
+        scorer, _, part = t.metric.rpartition("/")
+        if part in SCORER_METRICS and f"{scorer}/mean" in known_set:
+            raise UserError(
+                f"threshold '{t}': scorer '{scorer}' gives no pass/fail verdicts, so it has no '{part}'; "
+                f"give the scorer a pass threshold or gate on {scorer}/mean",
+                file=source,
+            )
         close = difflib.get_close_matches(t.metric, sorted(known_set), n=3)
         hint = (
             f"did you mean {', '.join(close)}?" if close else f"known metrics: {', '.join(sorted(known_set))}"

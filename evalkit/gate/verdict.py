@@ -114,7 +114,12 @@ def gate_metrics(
             intervals[f"{name}/pass_rate"] = pr_ci
             metrics[f"{name}/pass_rate_ci_low"] = pr_ci[0] if pr_ci else None
             metrics[f"{name}/pass_rate_ci_high"] = pr_ci[1] if pr_ci else None
-        metrics.setdefault(f"{name}/errors", float(s.errors) if s else None)
+        if s is None and have_scores and scores is not None:
+            metrics[f"{name}/errors"] = float(
+                scores.filter((pl.col("name") == name) & pl.col("value").is_null()).height
+            )
+        else:
+            metrics.setdefault(f"{name}/errors", float(s.errors) if s else None)
         rep = repeats.get(name)
         if rep is not None and rep.judged:
             for key, val in (

@@ -94,3 +94,8 @@ def test_lower_bound_uses_the_conservative_end() -> None:
 def test_missing_value_fails_the_check_rather_than_passing() -> None:
     (check,) = check_thresholds(parse_thresholds(["q/mean>=0.1"]), {"q/mean": None}, {"q/mean": None})
     assert not check.passed and "no value" in check.message
+
+
+def test_pass_rate_of_a_scorer_without_verdicts_explains_itself() -> None:
+    with pytest.raises(UserError, match="gives no pass/fail verdicts"):
+        check_thresholds(parse_thresholds(["bleu/pass_rate>=0.5"]), {"bleu/mean": 0.4})
