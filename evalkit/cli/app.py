@@ -55,13 +55,10 @@ def main() -> None:
         sys.stderr.write("aborted\n")
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+        # usage errors from the (vendored) click layer: print them the click way, exit 2
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
             exc.show()
             sys.exit(2)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ConfigDict, ValidationError, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from evalkit.errors import UserError
 from evalkit.schema import Case, Score, ToolCall, Usage
@@ -41,6 +41,24 @@ Factory = Callable[..., ScoreFn]
 _REGISTRY: dict[str, Factory] = {}
 
 
+def _adapt(fn: Callable[..., Any]) -> ScoreFn:
+    """Let plain scorers take ``(case, output)`` or ``(case, output, run)``."""
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        takes_run = len(params) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        takes_run = True
+    if takes_run:
+        return fn
+    if inspect.iscoroutinefunction(fn):
+
+        async def two_async(case: Case, output: Any, run: RunInfo) -> Any:
+            return await fn(case, output)
+
+        return two_async
+    return lambda case, output, run: fn(case, output)
+
+
 def register(name: str) -> Callable[[Factory], Factory]:
     """Register a scorer factory under ``name``."""
 
@@ -60,7 +78,8 @@ def scorer(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> 
 
     def deco(f: Callable[..., Any]) -> Callable[..., Any]:
         reg = name or f.__name__
-        _REGISTRY[reg] = lambda: f
+        adapted = _adapt(f)
+        _REGISTRY[reg] = lambda: adapted
         f.__evalkit_scorer_name__ = reg  # type: ignore[attr-defined]
         return f
 
@@ -87,7 +106,7 @@ def _resolve(name: str) -> tuple[Factory, str | None]:
             obj = getattr(importlib.import_module(mod), attr)
         except (ImportError, AttributeError) as exc:
             raise UserError(f"cannot import scorer '{name}': {exc}") from None
-        factory: Factory = obj if getattr(obj, "__evalkit_factory__", False) else (lambda: obj)
+        factory: Factory = obj if getattr(obj, "__evalkit_factory__", False) else (lambda: _adapt(obj))
         return factory, None
     try:
         from evalkit.judging.scorer import judge_scorer, lookup_judge
@@ -114,12 +133,13 @@ def _validate_args(factory: Factory, name: str, args: dict[str, Any]) -> dict[st
             hints = inspect.get_annotations(factory, eval_str=True)
             ann = hints.get(p.name, Any)
         default = ... if p.default is inspect.Parameter.empty else p.default
-        fields[p.name] = (ann, default)
+        # aliased so argument names like ``schema`` cannot clash with BaseModel attributes
+        fields[f"arg_{p.name}"] = (ann, Field(default, alias=p.name))
     model = create_model(  # type: ignore[call-overload]
         f"{name}_args", __config__=ConfigDict(extra="allow" if var_kw else "forbid", arbitrary_types_allowed=True), **fields
     )
     try:
-        return dict(model.model_validate(args))
+        return model.model_validate(args).model_dump(by_alias=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
@@ -177,7 +197,7 @@ def build_scorer(spec: str | dict[str, Any] | Callable[..., Any] | BoundScorer) 
         return spec
     if callable(spec):
         nm = getattr(spec, "__evalkit_scorer_name__", None) or getattr(spec, "__name__", "scorer")
-        return BoundScorer(name=nm, fn=spec, config={"callable": f"{spec.__module__}:{getattr(spec, '__qualname__', nm)}"})
+        return BoundScorer(name=nm, fn=_adapt(spec), config={"callable": f"{spec.__module__}:{getattr(spec, '__qualname__', nm)}"})
     if isinstance(spec, str):
         name, args = spec, {}
     elif isinstance(spec, dict) and len(spec) == 1:

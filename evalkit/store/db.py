@@ -94,16 +94,25 @@ class Store:
             raise StoreError(f"{self.path}: store schema v{current} is newer than this evalkit (v{LATEST})")
 
     # -- generic ---------------------------------------------------------------------------
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> duckdb.DuckDBPyConnection:
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run a statement and fetch its rows (results are never left pending on the connection)."""
         with self._lock:
-            return self.con.execute(sql, params or [])
+            cur = self.con.cursor()
+            try:
+                return cur.execute(sql, params or []).fetchall()
+            finally:
+                cur.close()
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts."""
         with self._lock:
-            cur = self.con.execute(sql, params or [])
-            cols = [d[0] for d in cur.description or []]
-            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            cur = self.con.cursor()
+            try:
+                cur.execute(sql, params or [])
+                cols = [d[0] for d in cur.description or []]
+                return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+            finally:
+                cur.close()
 
     def frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
         """A query's result as a polars DataFrame (via Arrow, zero-copy where possible)."""
@@ -111,13 +120,21 @@ class Store:
 
         with self._lock:
             # Small results are built from Python rows: importing pyarrow (+numpy) costs ~0.3 s.
-            cur = self.con.execute(sql, params or [])
-            cols = [d[0] for d in cur.description or []]
-            head = cur.fetchmany(SMALL_ROWS)
+            cur = self.con.cursor()
+            try:
+                cur.execute(sql, params or [])
+                cols = [d[0] for d in cur.description or []]
+                head = cur.fetchmany(SMALL_ROWS)
+            finally:
+                cur.close()
             if len(head) < SMALL_ROWS:
                 return pl.DataFrame(head, schema=cols, orient="row", infer_schema_length=None)
-            rel = self.con.sql(sql, params=list(params or []))
-            return pl.from_arrow(rel.to_arrow_table())  # type: ignore[return-value]
+            cur = self.con.cursor()
+            try:
+                table = cur.sql(sql, params=list(params or [])).to_arrow_table()
+            finally:
+                cur.close()
+            return pl.from_arrow(table)  # type: ignore[return-value]
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         """Append an Arrow table in one statement (one transaction)."""
@@ -212,7 +229,7 @@ class Store:
     def done_keys(self, run_id: str, *, ok_only: bool = False) -> set[tuple[str, int]]:
         """(case id, repeat) pairs already stored for a run."""
         cond = " AND status = 'ok'" if ok_only else ""
-        rows = self.execute(f"SELECT case_id, repeat FROM case_results WHERE run_id = ?{cond}", [run_id]).fetchall()
+        rows = self.execute(f"SELECT case_id, repeat FROM case_results WHERE run_id = ?{cond}", [run_id])
         return {(r[0], int(r[1])) for r in rows}
 
 
