@@ -156,6 +156,23 @@ def bootstrap_mean_ci(
     if g < 2:
         return None
     rng = np.random.default_rng(seed)
+    pairs, freq = np.unique(np.column_stack([sums, counts]), axis=0, return_counts=True)
+    if len(pairs) <= min(64, g // 20):
+        # Few distinct clusters (0/1 outcomes, pass-rate deltas): resample how often each occurs.
+        weights = rng.multinomial(g, freq / g, size=n_resamples).astype(float)
+        boot = (weights @ pairs[:, 0]) / (weights @ pairs[:, 1])
+    else:
+        boot = _resample_means(rng, sums, counts, n_resamples)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    return (float(lo), float(hi))
+
+
+def _resample_means(
+    rng: np.random.Generator, sums: np.ndarray, counts: np.ndarray, n_resamples: int
+) -> np.ndarray:
+    """Means of ``n_resamples`` cluster resamples, drawn in memory-bounded chunks."""
+    g = len(sums)
     boot = np.empty(n_resamples)
     equal = bool(np.all(counts == counts[0]))
     chunk = max(1, _CHUNK_CELLS // g)
@@ -164,9 +181,7 @@ def bootstrap_mean_ci(
         idx = rng.integers(0, g, size=(stop - start, g))
         total = sums[idx].sum(axis=1)
         boot[start:stop] = total / (counts[0] * g) if equal else total / counts[idx].sum(axis=1)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
+    return boot
 
 
 def mean_interval(

@@ -172,3 +172,12 @@ def test_compute_intervals_per_scorer() -> None:
     assert mean_ci is not None and 3.0 <= mean_ci[0] <= 4.0 <= mean_ci[1] <= 5.0
     assert pr_ci is not None and 0 <= pr_ci[0] < 2 / 3 < pr_ci[1] <= 1
     assert stats.scorer_intervals(df)["exact"][1] is not None
+
+
+def test_discrete_data_shortcut_matches_plain_resampling() -> None:
+    d = np.random.default_rng(0).choice([-1.0, 0.0, 0.0, 0.0, 1.0], size=2000)
+    fast = stats.bootstrap_mean_ci(d, n_resamples=10_000, seed=3)  # multinomial over 3 distinct values
+    plain = np.quantile(
+        stats._resample_means(np.random.default_rng(3), d, np.ones(d.size), 10_000), [0.025, 0.975]
+    )
+    assert fast == pytest.approx(tuple(plain), abs=0.003)
