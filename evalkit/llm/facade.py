@@ -8,6 +8,7 @@ to send no telemetry, and not to log message contents.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -67,6 +68,7 @@ def missing_credentials(model: str) -> list[str]:
     return [str(k) for k in info.get("missing_keys", [])] if not info.get("keys_in_environment", True) else []
 
 
+@functools.lru_cache(maxsize=256)
 def supports_json_schema(model: str) -> bool:
     """Whether ``model`` accepts a JSON-schema ``response_format`` (offline look-up; False when unknown)."""
     if mock.is_mock(model):
@@ -290,7 +292,8 @@ async def _litellm_once(
         kwargs["api_key"] = api_key
     try:
         # litellm enforces ``timeout`` itself; the outer bound catches a hang anywhere else.
-        resp = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout + 5.0)
+        async with asyncio.timeout(timeout + 5.0):
+            resp = await litellm.acompletion(**kwargs)
     except TimeoutError:
         raise ModelError("timeout", f"{model} did not answer within {timeout:g} s") from None
     except asyncio.CancelledError:
