@@ -1,0 +1,163 @@
+"""Assemble the baseline diff payload: metric deltas with intervals and significance, flipped cases.
+
+Run A is the baseline and run B the candidate; deltas are B − A. Significance comes from the gate's
+paired comparison (:func:`evalkit.gate.baseline.compare_runs`: paired bootstrap intervals, sign-flip or
+McNemar tests, Holm-adjusted) when that module is importable; otherwise the deltas are plain
+differences of means and the payload says that no significance was computed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from evalkit.report.data import as_text, clip, run_meta
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from evalkit.store.db import Store
+
+MAX_FLIPS = 5_000  # flipped cases shown side by side (the rest are counted)
+
+
+def _scores(store: Store, run_id: str) -> pl.DataFrame:
+    return store.frame(
+        "SELECT case_id, repeat, name, value, passed, error FROM scores WHERE run_id = ? ORDER BY case_id, repeat",
+        [run_id],
+    )
+
+
+def _paired(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[str, list[dict[str, Any]]] | None:
+    try:
+        from evalkit.gate.baseline import compare_runs
+    except ImportError:
+        return None
+    result = compare_runs(cur, base, baseline_run_id=baseline_id)
+    rows = [
+        {
+            "scorer": c.scorer, "metric": c.metric, "n": c.n_shared, "a": c.baseline, "b": c.current,
+            "delta": c.delta, "ci": list(c.ci) if c.ci else None, "p": c.p_value, "p_adj": c.p_adjusted,
+            "test": c.test, "significant": c.significant, "regression": c.regression, "improvement": c.improvement,
+        }
+        for c in result.comparisons
+    ]
+    method = (
+        "paired by case id; 95 % bootstrap intervals of the delta; "
+        f"p-values {'Holm-adjusted' if result.adjust == 'holm' else 'unadjusted'}, alpha {result.alpha:g}"
+    )
+    return method, rows
+
+
+def _simple(cur: pl.DataFrame, base: pl.DataFrame) -> list[dict[str, Any]]:
+    """Differences of means and pass rates over cases both runs scored: no interval, no test."""
+    import polars as pl
+
+    def per_case(df: pl.DataFrame) -> pl.DataFrame:
+        return (
+            df.filter(pl.col("value").is_not_null())
+            .group_by("name", "case_id")
+            .agg(pl.col("value").cast(pl.Float64).mean(), pl.col("passed").cast(pl.Float64).mean().alias("pr"))
+        )
+
+    j = per_case(cur).join(per_case(base), on=["name", "case_id"], suffix="_a")
+    rows: list[dict[str, Any]] = []
+    for name in sorted(set(j.get_column("name").to_list())):
+        part = j.filter(pl.col("name") == name)
+        for metric, b_col, a_col in (("mean", "value", "value_a"), ("pass_rate", "pr", "pr_a")):
+            sub = part.filter(pl.col(b_col).is_not_null() & pl.col(a_col).is_not_null())
+            if sub.height == 0:
+                continue
+            a = float(sub.get_column(a_col).mean())  # type: ignore[arg-type]
+            b = float(sub.get_column(b_col).mean())  # type: ignore[arg-type]
+            rows.append({
+                "scorer": name, "metric": metric, "n": sub.height, "a": a, "b": b, "delta": b - a, "ci": None,
+                "p": None, "p_adj": None, "test": None, "significant": None, "regression": None, "improvement": None,
+            })
+    return rows
+
+
+def _flips(cur: pl.DataFrame, base: pl.DataFrame) -> dict[str, list[tuple[str, str]]]:
+    """Case id -> [(scorer, 'to_fail' | 'to_pass')], a case passing when half or more of its repeats pass."""
+    import polars as pl
+
+    def verdicts(df: pl.DataFrame) -> pl.DataFrame:
+        return (
+            df.filter(pl.col("passed").is_not_null())
+            .group_by("name", "case_id")
+            .agg((pl.col("passed").cast(pl.Float64).mean() >= 0.5).alias("ok"))
+        )
+
+    j = verdicts(cur).join(verdicts(base), on=["name", "case_id"], suffix="_a").filter(pl.col("ok") != pl.col("ok_a"))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name, case_id, ok in j.sort("case_id", "name").select("name", "case_id", "ok").iter_rows():
+        out.setdefault(case_id, []).append((name, "to_pass" if ok else "to_fail"))
+    return out
+
+
+def _side(store: Store, run_id: str, case_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """For each case: its first repeat's input, expected, output, error and scores."""
+    if not case_ids:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for r in store.query(
+        "SELECT case_id, input, expected, output, error, status FROM case_results WHERE run_id = ?"
+        " AND case_id IN (SELECT unnest(?)) ORDER BY repeat DESC",
+        [run_id, case_ids],
+    ):
+        out[r["case_id"]] = {
+            "input": as_text(r["input"]), "expected": as_text(r["expected"]), "output": as_text(r["output"]),
+            "error": clip(r["error"]), "status": r["status"], "scores": [],
+        }
+    for s in store.query(
+        "SELECT case_id, name, value, passed, rationale, error FROM scores WHERE run_id = ? AND repeat = 0"
+        " AND case_id IN (SELECT unnest(?)) ORDER BY name",
+        [run_id, case_ids],
+    ):
+        if s["case_id"] in out:
+            out[s["case_id"]]["scores"].append({
+                "name": s["name"], "value": s["value"], "passed": s["passed"],
+                "rationale": clip(s["rationale"]), "error": clip(s["error"]),
+            })
+    return out
+
+
+def _run_metrics(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = [("error_rate", "error rate"), ("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"),
+            ("tokens_total", "tokens"), ("cost_usd_total", "cost (USD)"), ("cases", "cases")]
+    rows = []
+    for key, label in keys:
+        va, vb = a.get(key), b.get(key)
+        rows.append({"name": label, "a": va, "b": vb,
+                     "delta": (vb - va) if isinstance(va, int | float) and isinstance(vb, int | float) else None})
+    return rows
+
+
+def compare_payload(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
+    """Everything the diff report shows (A = baseline, B = candidate)."""
+    ra, rb = store.get_run(run_a), store.get_run(run_b)
+    sa, sb = _scores(store, ra["run_id"]), _scores(store, rb["run_id"])
+    paired = _paired(sb, sa, ra["run_id"]) if sa.height and sb.height else None
+    if paired is not None:
+        method, metrics = paired
+        significance = True
+    else:
+        metrics = _simple(sb, sa) if sa.height and sb.height else []
+        method = "plain differences of means over shared cases; no intervals or significance (evalkit.gate unavailable)"
+        significance = False
+    flips = _flips(sb, sa) if sa.height and sb.height else {}
+    ids = sorted(flips)[:MAX_FLIPS]
+    side_a, side_b = _side(store, ra["run_id"], ids), _side(store, rb["run_id"], ids)
+    return {
+        "kind": "compare",
+        "a": run_meta(store, ra),
+        "b": run_meta(store, rb),
+        "summary_a": ra.get("summary") or {},
+        "summary_b": rb.get("summary") or {},
+        "method": method,
+        "significance": significance,
+        "metrics": metrics,
+        "run_metrics": _run_metrics(ra.get("summary") or {}, rb.get("summary") or {}),
+        "flips": [{"case_id": c, "flips": [list(f) for f in flips[c]], "a": side_a.get(c), "b": side_b.get(c)}
+                  for c in ids],
+        "flips_total": len(flips),
+    }

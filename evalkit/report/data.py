@@ -1,0 +1,298 @@
+"""Assemble one run's report payload from the store: metadata, metrics, cases, scores and spans.
+
+The payload is plain JSON-able data, shaped for size: per-case fields are columns (lists indexed by
+case row), repeated strings (tags, span names, models, tools, error types) are interned in one
+``strings`` table, and spans keep only what the waterfall draws (no attributes, events or resource).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from evalkit.store.db import Store
+
+MAX_TEXT = 20_000  # characters kept of one input/output/expected/rationale
+MAX_SPANS = 300  # spans kept per case (the rest are counted, not drawn)
+HIST_BINS = 10
+
+
+class Strings:
+    """An intern table: each distinct string gets a small integer."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def __call__(self, s: str | None) -> int | None:
+        if s is None:
+            return None
+        i = self._index.get(s)
+        if i is None:
+            i = self._index[s] = len(self.items)
+            self.items.append(s)
+        return i
+
+
+def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
+    """Text cut to ``limit`` characters, saying how much was left out."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [{len(text) - limit} more characters not included in the report]"
+
+
+def as_text(raw: Any) -> str | None:
+    """A stored JSON value as display text: strings as they are, anything else pretty-printed."""
+    if raw is None:
+        return None
+    value = json.loads(raw) if isinstance(raw, str) else raw
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return clip(value)
+    return clip(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _iso(v: Any) -> str | None:
+    return v.isoformat() if isinstance(v, datetime) else (None if v is None else str(v))
+
+
+def _loads(raw: Any) -> Any:
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+    return raw
+
+
+def run_meta(store: Store, run: dict[str, Any]) -> dict[str, Any]:
+    """The run's provenance: suite, agent, models, judges with versions, dataset hash, git commit."""
+    config = run.get("config") or {}
+    suite_raw = config.get("suite")
+    agent = suite_raw.get("agent") if isinstance(suite_raw, dict) else None
+    if not isinstance(agent, dict):
+        agent = None
+    judges: dict[tuple[str, str, str | None], str | None] = {}  # (scorer, judge, model) -> prompt sha256
+    for name, meta in store.execute(
+        "SELECT DISTINCT name, metadata FROM scores WHERE run_id = ? AND metadata IS NOT NULL", [run["run_id"]]
+    ):
+        m = _loads(meta)
+        if isinstance(m, dict) and m.get("judge"):
+            key = (name, str(m["judge"]), _str(m.get("model")))
+            judges[key] = judges.get(key) or _str(m.get("prompt_sha256"))
+    models = {m for _, _, m in judges if m}
+    models |= {
+        r[0]
+        for r in store.execute(
+            "SELECT DISTINCT request_model FROM spans WHERE request_model IS NOT NULL AND trace_id IN"
+            " (SELECT trace_id FROM case_results WHERE run_id = ?)",
+            [run["run_id"]],
+        )
+    }
+    target_cfg = config.get("target")
+    if isinstance(target_cfg, dict) and isinstance(target_cfg.get("model"), str):
+        models.add(target_cfg["model"])
+    return {
+        "run_id": run["run_id"],
+        "suite": run.get("suite"),
+        "status": run.get("status"),
+        "started_at": _iso(run.get("started_at")),
+        "ended_at": _iso(run.get("ended_at")),
+        "target": run.get("target"),
+        "agent": {"name": _str(agent.get("name")), "version": _str(agent.get("version"))} if agent else None,
+        "models": sorted(models),
+        "judges": [
+            {"scorer": s, "judge": j, "model": m, "prompt_sha256": judges[(s, j, m)]}
+            for (s, j, m) in sorted(judges, key=str)
+        ],
+        "dataset_path": run.get("dataset_path"),
+        "dataset_sha256": run.get("dataset_sha256"),
+        "git_commit": run.get("git_commit"),
+        "git_dirty": run.get("git_dirty"),
+        "evalkit_version": run.get("evalkit_version"),
+        "cases_total": run.get("cases_total"),
+        "repeats": run.get("repeats"),
+        "concurrency": run.get("concurrency"),
+    }
+
+
+def _str(v: Any) -> str | None:
+    return None if v is None else str(v)
+
+
+def histogram(values: Sequence[float], is_bool: bool, bins: int = HIST_BINS) -> dict[str, Any]:
+    """Counts for the distribution chart: fail/pass for booleans, equal-width bins otherwise."""
+    if is_bool:
+        fails = sum(1 for v in values if v == 0.0)
+        return {"kind": "bool", "labels": ["fail", "pass"], "counts": [fails, len(values) - fails]}
+    if not values:
+        return {"kind": "num", "labels": [], "counts": []}
+    lo, hi = min(values), max(values)
+    distinct = sorted(set(values))
+    if len(distinct) <= bins:  # a small scale (1-5): one bar per value
+        counts = {v: 0 for v in distinct}
+        for v in values:
+            counts[v] += 1
+        return {"kind": "num", "labels": [f"{v:g}" for v in distinct], "counts": list(counts.values())}
+    width = (hi - lo) / bins
+    out = [0] * bins
+    for v in values:
+        out[min(int((v - lo) / width), bins - 1)] += 1
+    labels = [f"{lo + i * width:.3g}–{lo + (i + 1) * width:.3g}" for i in range(bins)]
+    return {"kind": "num", "labels": labels, "counts": out}
+
+
+def _spans_by_trace(store: Store, run_id: str, strings: Strings) -> dict[str, dict[str, Any]]:
+    """Each trace's spans in waterfall order: [depth, name, start ms, duration ms, model, in, out, tool, error, status]."""
+    import polars as pl
+
+    df = store.frame(
+        "SELECT trace_id, span_id, parent_span_id, name, start_time, end_time, duration_ms, request_model,"
+        " input_tokens, output_tokens, tool_name, error_type, status_code FROM spans"
+        " WHERE trace_id IN (SELECT trace_id FROM case_results WHERE run_id = ? AND trace_id IS NOT NULL)"
+        " ORDER BY trace_id, start_time, span_id",
+        [run_id],
+    )
+    if df.height == 0:
+        return {}
+    df = df.with_columns(
+        (pl.col("start_time").dt.epoch("us").cast(pl.Float64) / 1000.0).alias("t0"),
+        pl.coalesce(
+            pl.col("duration_ms").cast(pl.Float64),
+            (pl.col("end_time").dt.epoch("us") - pl.col("start_time").dt.epoch("us")).cast(pl.Float64) / 1000.0,
+            pl.lit(0.0),
+        ).alias("dur"),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for trace_id, part in df.group_by("trace_id", maintain_order=True):
+        rows = part.to_dicts()
+        out[str(trace_id[0])] = _waterfall(rows, strings)
+    return out
+
+
+def _waterfall(rows: list[dict[str, Any]], strings: Strings) -> dict[str, Any]:
+    ids = {r["span_id"] for r in rows}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for r in rows:
+        parent = r["parent_span_id"] if r["parent_span_id"] in ids else None
+        children.setdefault(parent, []).append(r)
+    starts = [r["t0"] for r in rows if r["t0"] is not None]
+    t0 = min(starts) if starts else 0.0
+    ordered: list[tuple[int, dict[str, Any]]] = []
+    stack: list[tuple[int, dict[str, Any]]] = [(0, r) for r in reversed(children.get(None, []))]
+    seen: set[str] = set()
+    while stack:
+        depth, r = stack.pop()
+        if r["span_id"] in seen:
+            continue
+        seen.add(r["span_id"])
+        ordered.append((depth, r))
+        stack.extend((depth + 1, c) for c in reversed(children.get(r["span_id"], [])))
+    ordered += [(0, r) for r in rows if r["span_id"] not in seen]  # cycles: draw flat
+    total = max([((r["t0"] or t0) - t0) + (r["dur"] or 0.0) for _, r in ordered] or [0.0])
+    spans = [
+        [
+            depth,
+            strings(r["name"] or "span"),
+            round((r["t0"] or t0) - t0, 3),
+            round(r["dur"] or 0.0, 3),
+            strings(r["request_model"]),
+            r["input_tokens"],
+            r["output_tokens"],
+            strings(r["tool_name"]),
+            strings(r["error_type"]),
+            1 if (r["status_code"] or "").upper() == "ERROR" else 0,
+        ]
+        for depth, r in ordered[:MAX_SPANS]
+    ]
+    return {"total": round(total, 3), "spans": spans, "omitted": max(0, len(ordered) - MAX_SPANS)}
+
+
+def run_payload(store: Store, run_id: str) -> dict[str, Any]:
+    """Everything the run report shows, as one JSON-able dict."""
+    run = store.get_run(run_id)
+    run_id = run["run_id"]
+    strings = Strings()
+    cases = store.query(
+        "SELECT case_id, repeat, status, input, expected, output, error, latency_ms, input_tokens, output_tokens,"
+        " cost_usd, trace_id, tags, tool_calls FROM case_results WHERE run_id = ? ORDER BY case_id, repeat",
+        [run_id],
+    )
+    scores = store.query(
+        "SELECT case_id, repeat, name, value, is_bool, passed, rationale, error, metadata FROM scores"
+        " WHERE run_id = ? ORDER BY name",
+        [run_id],
+    )
+    summary = run.get("summary") or {}
+    names = [s["name"] for s in summary.get("scorers", [])]
+    for s in scores:
+        if s["name"] not in names:
+            names.append(s["name"])
+    col = {n: i for i, n in enumerate(names)}
+    row_of = {(c["case_id"], c["repeat"]): i for i, c in enumerate(cases)}
+    n = len(cases)
+    k = len(names)
+    val: list[list[float | None]] = [[None] * n for _ in range(k)]
+    passed: list[list[int | None]] = [[None] * n for _ in range(k)]
+    serr: list[list[str | None]] = [[None] * n for _ in range(k)]
+    why: list[list[str | None]] = [[None] * n for _ in range(k)]
+    judge: list[list[int | None]] = [[None] * n for _ in range(k)]
+    is_bool: dict[str, bool] = {}
+    for s in scores:
+        i = row_of.get((s["case_id"], s["repeat"]))
+        if i is None:
+            continue
+        j = col[s["name"]]
+        val[j][i] = s["value"]
+        passed[j][i] = None if s["passed"] is None else int(bool(s["passed"]))
+        serr[j][i] = clip(s["error"])
+        why[j][i] = clip(s["rationale"])
+        if s["value"] is not None:
+            is_bool[s["name"]] = is_bool.get(s["name"], True) and bool(s["is_bool"])
+        meta = _loads(s["metadata"])
+        if isinstance(meta, dict) and meta.get("judge"):
+            label = str(meta["judge"]) + (f" · {meta['model']}" if meta.get("model") else "")
+            judge[j][i] = strings(label)
+    traces = _spans_by_trace(store, run_id, strings)
+    failed = [
+        int(c["status"] != "ok" or any(passed[j][i] == 0 or serr[j][i] for j in range(k)))
+        for i, c in enumerate(cases)
+    ]
+    dist = {
+        name: histogram([v for v in val[col[name]] if v is not None], is_bool.get(name, False)) for name in names
+    }
+    return {
+        "kind": "run",
+        "run": run_meta(store, run),
+        "summary": summary,
+        "gate": run.get("gate"),
+        "scorers": names,
+        "dist": dist,
+        "limits": {"text": MAX_TEXT, "spans": MAX_SPANS},
+        "cases": {
+            "id": [c["case_id"] for c in cases],
+            "rep": [c["repeat"] for c in cases],
+            "status": [c["status"] for c in cases],
+            "failed": failed,
+            "latency": [None if c["latency_ms"] is None else round(c["latency_ms"], 3) for c in cases],
+            "tokens": [(c["input_tokens"] or 0) + (c["output_tokens"] or 0) for c in cases],
+            "cost": [c["cost_usd"] for c in cases],
+            "tags": [[strings(t) for t in (c["tags"] or [])] for c in cases],
+            "input": [as_text(c["input"]) for c in cases],
+            "expected": [as_text(c["expected"]) for c in cases],
+            "output": [as_text(c["output"]) for c in cases],
+            "error": [clip(c["error"]) for c in cases],
+            "tool_calls": [as_text(c["tool_calls"]) for c in cases],
+            "trace": [traces.get(c["trace_id"]) if c["trace_id"] else None for c in cases],
+            "value": val,
+            "passed": passed,
+            "score_error": serr,
+            "rationale": why,
+            "judge": judge,
+        },
+        "strings": strings.items,
+    }

@@ -1,0 +1,164 @@
+"""The report's content, escaping, CSP and the `evalkit report` command (no browser needed)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evalkit.report import render_compare, render_run, write_report
+from evalkit.report.compare import compare_payload
+from evalkit.report.data import run_payload
+from evalkit.report.embed import json_for_script
+from evalkit.store.db import Store, open_store
+from tests.report.runs import HOSTILE, make_run
+
+
+@pytest.fixture
+def store(workspace: Path) -> Store:
+    st = open_store()
+    make_run(st, "run-a", n=12)
+    return st
+
+
+def _data_block(page: str) -> object:
+    m = re.search(r'<script type="application/(json|gzip\+base64)" id="evalkit-data">(.*?)</script>', page, re.S)
+    assert m
+    body = m.group(2)
+    if m.group(1) == "gzip+base64":
+        body = gzip.decompress(base64.b64decode(body)).decode()
+    return json.loads(body)
+
+
+def test_payload_has_metadata_judges_gate_and_waterfall(store: Store) -> None:
+    d = run_payload(store, "run-a")
+    run = d["run"]
+    assert run["suite"] == "report-demo" and run["agent"] == {"name": "support-bot", "version": "2.0.1"}
+    assert run["dataset_sha256"] == "ab" * 32 and run["git_commit"].startswith("c0ffee")
+    assert run["models"] == ["mock/agent", "mock/judge"]
+    assert run["judges"] == [{"scorer": "correctness", "judge": "correctness@1.0", "model": "mock/judge",
+                              "prompt_sha256": "f" * 64}]
+    assert d["gate"]["status"] == "failed"
+    assert d["scorers"] == ["correctness", "exact"]
+    assert d["dist"]["exact"]["kind"] == "bool" and d["dist"]["exact"]["counts"] == [4, 8]
+    cases = d["cases"]
+    assert sum(cases["failed"]) == 5  # 4 judge fails + 1 judge error
+    i = cases["id"].index("case-001")
+    assert "judge rationale" in cases["rationale"][0][i]
+    trace = cases["trace"][i]
+    names = [d["strings"][s[1]] for s in trace["spans"]]
+    assert names == ["evalkit.case", "answer", "chat mock/agent", "execute_tool search_kb", "chat mock/agent",
+                     "chat mock/judge"]
+    depths = [s[0] for s in trace["spans"]]
+    assert depths == [0, 1, 2, 2, 2, 1]
+    tool = trace["spans"][3]
+    assert d["strings"][tool[7]] == "search_kb" and d["strings"][tool[8]] == "TimeoutError" and tool[9] == 1
+    assert trace["total"] == pytest.approx(110.0)
+    assert "big blob" not in json.dumps(d)  # span attributes are not embedded
+
+
+def test_hostile_text_is_escaped_and_round_trips(store: Store) -> None:
+    page = render_run(store, "run-a", compress=False)
+    assert "<script>window.__pwned" not in page
+    assert "<img" not in page and "onerror=\"window" not in page
+    assert page.count("</script>") == 2  # the data block's and the script's own closing tags
+    assert "\\u003cscript\\u003ewindow.__pwned=1\\u003c/script\\u003e" in page
+    data = _data_block(page)
+    assert isinstance(data, dict) and data["cases"]["input"][0] == HOSTILE
+    assert json.loads(json_for_script({"s": "\u2028</script>&"})) == {"s": "\u2028</script>&"}
+    assert "\u2028" not in json_for_script({"s": "\u2028"})
+
+
+def test_csp_pins_inline_script_and_style_and_page_loads_nothing(store: Store) -> None:
+    page = render_run(store, "run-a")
+    csp = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    assert csp
+    policy = csp.group(1)
+    assert "default-src 'none'" in policy and "img-src data:" in policy and "connect-src" not in policy
+    script = re.search(r"<script>(.*)</script>", page, re.S)
+    style = re.search(r"<style>(.*)</style>", page, re.S)
+    assert script and style
+    for text in (script.group(1), style.group(1)):
+        digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy
+    assert "innerHTML" not in script.group(1) and "eval(" not in script.group(1)
+    # the only URL in the page is the SVG namespace, which is a name, not a load
+    assert set(re.findall(r"https?://[^\s\"'<>]+", page)) <= {"http://www.w3.org/2000/svg"}
+    shell = re.sub(r'(id="evalkit-data">).*?</script>', r"\1</script>", page, flags=re.S)
+    assert not re.search(r"\s(src|href)=", shell)  # no element of the page itself loads anything
+
+
+def test_compressed_payload_round_trips(store: Store) -> None:
+    plain, packed = render_run(store, "run-a", compress=False), render_run(store, "run-a", compress=True)
+    assert 'type="application/gzip+base64"' in packed
+    assert _data_block(packed) == _data_block(plain)
+
+
+def test_compare_has_deltas_significance_and_flips(workspace: Path) -> None:
+    st = open_store()
+    make_run(st, "base", n=30, fail_every=5, hostile=False)
+    make_run(st, "cand", n=30, fail_every=2, hostile=False)
+    d = compare_payload(st, "base", "cand")
+    assert d["a"]["run_id"] == "base" and d["b"]["run_id"] == "cand"
+    rows = {(m["scorer"], m["metric"]): m for m in d["metrics"]}
+    pr = rows[("exact", "pass_rate")]
+    assert pr["a"] > pr["b"] and pr["delta"] < 0
+    if d["significance"]:
+        assert pr["ci"] is not None and pr["p"] is not None
+    flipped = {f["case_id"]: f["flips"] for f in d["flips"]}
+    # case i fails in base when i % 5 == 1, in cand when i % 2 == 1
+    assert flipped["case-003"] == [["correctness", "to_fail"], ["exact", "to_fail"]]
+    assert "case-006" in flipped and ["exact", "to_pass"] in flipped["case-006"]
+    assert d["flips"][0]["a"]["output"].startswith("Output for")
+    page = render_compare(st, "base", "cand")
+    assert _data_block(page) == json.loads(json.dumps(d))
+
+
+def test_compare_without_the_gate_module_says_so(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    st = open_store()
+    make_run(st, "base", n=10, fail_every=5, hostile=False)
+    make_run(st, "cand", n=10, fail_every=2, hostile=False)
+    monkeypatch.setitem(sys.modules, "evalkit.gate.baseline", None)  # import now raises ImportError
+    d = compare_payload(st, "base", "cand")
+    assert d["significance"] is False and "no intervals or significance" in d["method"]
+    pr = next(m for m in d["metrics"] if m["scorer"] == "exact" and m["metric"] == "pass_rate")
+    assert pr["delta"] == pytest.approx(0.5 - 0.8) and pr["ci"] is None
+
+
+def test_report_without_spans_or_gate(workspace: Path) -> None:
+    st = open_store()
+    make_run(st, "bare", n=3, spans=False)
+    st.update_run("bare", gate=None)
+    d = run_payload(st, "bare")
+    assert d["gate"] is None and d["cases"]["trace"] == [None, None, None]
+    path = write_report(st, "bare", workspace / "out" / "r.html")
+    assert path.read_text().startswith("<!DOCTYPE html>")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "evalkit.cli.app", *args], capture_output=True, text=True)
+
+
+def test_cli_report_and_compare(workspace: Path) -> None:
+    with open_store() as st:
+        make_run(st, "run-a", n=6)
+        make_run(st, "run-b", n=6, fail_every=2)
+    r = _cli("report", "run-a", "-o", "report.html")
+    assert r.returncode == 0, r.stderr
+    assert (workspace / "report.html").read_text().count("evalkit-data") == 2
+    r = _cli("report", "--compare", "run-a", "run-b", "-o", "diff.html")
+    assert r.returncode == 0, r.stderr
+    assert '"kind":"compare"' in (workspace / "diff.html").read_text()
+    r = _cli("report", "run-a")
+    assert r.returncode == 0 and (workspace / "report-run-a.html").exists()
+    r = _cli("report", "--compare", "run-a")
+    assert r.returncode == 2 and "two run ids" in r.stderr
+    r = _cli("report", "nope")
+    assert r.returncode != 0 and "no run 'nope'" in r.stderr
