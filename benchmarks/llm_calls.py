@@ -121,8 +121,10 @@ async def main_async(args: argparse.Namespace, api_base: str) -> dict[str, Any]:
         wall_cases = args.cases / await harness(api_base, args.cases, args.concurrency)
         waves = -(-args.cases // args.concurrency)
         ideal = waves * 2 * args.latency_ms / 1000
+        bare_wall = args.cases / await bare_rate(api_base, args.cases, args.concurrency)
         return {"bench": "llm_calls", "mode": "latency", "cases": args.cases, "latency_ms": args.latency_ms,
                 "concurrency": args.concurrency, "wall_s": round(wall_cases, 3), "ideal_s": round(ideal, 3),
+                "bare_litellm_wall_s": round(bare_wall, 3), "bare_ratio_to_ideal": round(bare_wall / ideal, 3),
                 "cases_per_s": round(args.cases / wall_cases, 2), "ratio_to_ideal": round(wall_cases / ideal, 3)}
     bare1 = await bare_rate(api_base, args.cases, args.concurrency)
     cases_per_s = await harness(api_base, args.cases, args.concurrency)
