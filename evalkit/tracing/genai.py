@@ -1,0 +1,118 @@
+"""One ``gen_ai`` span per model call, from the model facade's call records.
+
+Follows the OpenTelemetry GenAI semantic conventions: span ``chat {model}`` (kind CLIENT) with
+``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_ai.request.model``,
+``gen_ai.response.model``, ``gen_ai.usage.input_tokens`` / ``output_tokens``,
+``gen_ai.response.finish_reasons``, request parameters and ``error.type``; prompts and
+completions as ``gen_ai.input.messages`` / ``gen_ai.output.messages`` only when the run captures
+content. The facade calls listeners in the caller's task, so the span nests under whatever span
+is current there (the agent's step, a tool, or the judge's scorer span).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from evalkit.tracing import state
+
+CONTENT_CHARS = 32_000
+_PARAMS = {
+    "temperature": "gen_ai.request.temperature",
+    "top_p": "gen_ai.request.top_p",
+    "top_k": "gen_ai.request.top_k",
+    "max_tokens": "gen_ai.request.max_tokens",
+    "max_completion_tokens": "gen_ai.request.max_tokens",
+    "seed": "gen_ai.request.seed",
+    "frequency_penalty": "gen_ai.request.frequency_penalty",
+    "presence_penalty": "gen_ai.request.presence_penalty",
+    "stop": "gen_ai.request.stop_sequences",
+    "n": "gen_ai.request.choice.count",
+}
+_installed = False
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list):
+        out = []
+        for p in content:
+            if isinstance(p, dict) and p.get("type") == "text":
+                out.append({"type": "text", "content": p.get("text", "")})
+            else:
+                out.append({"type": str(p.get("type", "unknown")) if isinstance(p, dict) else "unknown"})
+        return out
+    return [] if content is None else [{"type": "text", "content": str(content)}]
+
+
+def input_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Chat messages in the GenAI conventions' shape: ``[{role, parts: [{type, content}]}]``."""
+    return [{"role": m.get("role", "user"), "parts": _parts(m.get("content"))} for m in messages]
+
+
+def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
+    """Span attributes for one call record."""
+    from evalkit.tracing.spans import truncate_json
+
+    a: dict[str, Any] = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": rec.provider,
+        "gen_ai.request.model": rec.request_model,
+        "gen_ai.usage.input_tokens": int(rec.input_tokens or 0),
+        "gen_ai.usage.output_tokens": int(rec.output_tokens or 0),
+        "evalkit.model": rec.model,
+        "evalkit.cost_usd": float(rec.cost_usd or 0.0),
+        "evalkit.cache_hit": bool(rec.cache_hit),
+        "evalkit.attempts": int(rec.attempts or 0),
+    }
+    if rec.response_model:
+        a["gen_ai.response.model"] = rec.response_model
+    if rec.finish_reason:
+        a["gen_ai.response.finish_reasons"] = [str(rec.finish_reason)]
+    if rec.error_type:
+        a["error.type"] = rec.error_type
+    for k, v in (rec.params or {}).items():
+        key = _PARAMS.get(k)
+        if key is not None and v is not None:
+            a[key] = list(v) if isinstance(v, list | tuple) else v
+    if capture:
+        a["gen_ai.input.messages"] = truncate_json(input_messages(rec.messages or []), CONTENT_CHARS, redactor)
+        if rec.completion is not None:
+            out = [{"role": "assistant", "parts": _parts(rec.completion), "finish_reason": rec.finish_reason or "stop"}]
+            a["gen_ai.output.messages"] = truncate_json(out, CONTENT_CHARS, redactor)
+    return a
+
+
+def on_call(rec: Any) -> None:
+    """Facade listener: a ``chat`` span for a call made inside a traced evalkit case."""
+    hub = state.HUB
+    if hub is None or not state.ROUTES:
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    route = state.ROUTES.get(trace.get_current_span().get_span_context().trace_id)
+    if route is None:
+        return
+    tracer = route.tracer
+    span = hub.tracer.start_span(
+        f"chat {rec.request_model}", kind=SpanKind.CLIENT, start_time=int(rec.start_time_ns),
+        attributes=attributes(rec, tracer.capture_content, tracer.redactor),
+    )
+    if rec.error_type:
+        span.set_status(Status(StatusCode.ERROR, str(rec.error_type)))
+    span.end(end_time=int(rec.end_time_ns))
+
+
+def install() -> None:
+    """Subscribe :func:`on_call` to the model facade's listeners (once per process)."""
+    global _installed
+    if _installed:
+        return
+    try:
+        from evalkit.llm import events
+    except ImportError:  # the facade is optional
+        return
+    if on_call not in events.LISTENERS:
+        events.LISTENERS.append(on_call)
+    _installed = True
