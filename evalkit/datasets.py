@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from pydantic import ValidationError
 
@@ -157,6 +157,46 @@ def check_unique(pairs: Iterable[tuple[int, Case]], file: Path | str) -> Iterato
             raise UserError(f"duplicate case id '{case.id}' (first at line {seen[case.id]})", file=file, line=line)
         seen[case.id] = line
         yield case
+
+
+class DatasetSource(Sequence[Case]):
+    """A dataset file validated once up front, then streamed each time it is iterated.
+
+    Validation keeps only the case ids (to catch duplicates), so memory stays flat in the
+    number of cases; the runner re-reads the file lazily.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._count: int | None = None
+        self._cached: list[Case] | None = None
+
+    def validate(self) -> DatasetSource:
+        n = 0
+        for _ in check_unique(iter_dataset(self.path), self.path):
+            n += 1
+        self._count = n
+        return self
+
+    def __len__(self) -> int:
+        if self._count is None:
+            self.validate()
+        return self._count or 0
+
+    def __iter__(self) -> Iterator[Case]:
+        if self._cached is not None:
+            return iter(self._cached)
+        return (case for _, case in iter_dataset(self.path))
+
+    @overload
+    def __getitem__(self, index: int) -> Case: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Case]: ...
+
+    def __getitem__(self, index: int | slice) -> Case | list[Case]:
+        if self._cached is None:
+            self._cached = list(self)
+        return self._cached[index]
 
 
 def load_dataset(path: Path | str) -> list[Case]:

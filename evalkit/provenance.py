@@ -13,6 +13,22 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def git_branch(cwd: Path | None = None) -> str | None:
+    """The checked-out branch (``GITHUB_HEAD_REF``/``GITHUB_REF_NAME`` in CI), or None."""
+    import os
+
+    for var in ("EVALKIT_GIT_BRANCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"):
+        if os.environ.get(var):
+            return os.environ[var]
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out if out and out != "HEAD" else None
+
+
 def git_info(cwd: Path | None = None) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the repository around ``cwd``; (None, None) outside git."""
     try:

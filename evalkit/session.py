@@ -14,7 +14,7 @@ import polars as pl
 
 from evalkit.aggregate import summarise
 from evalkit.datasets import file_sha256
-from evalkit.provenance import evalkit_version, git_info, new_run_id
+from evalkit.provenance import evalkit_version, git_branch, git_info, new_run_id
 from evalkit.runner import Runner, RunOptions, Tracer
 from evalkit.schema import Case, CaseResult, RunSummary
 from evalkit.scorers.registry import BoundScorer
@@ -86,7 +86,9 @@ def execute(
     if plan.resume:
         store.update_run(run_id, status="running")
     else:
-        commit, dirty = git_info(plan.dataset_path.parent if plan.dataset_path else None)
+        where = plan.dataset_path.parent if plan.dataset_path else None
+        commit, dirty = git_info(where)
+        plan.config.setdefault("git_branch", git_branch(where))
         store.create_run({
             "run_id": run_id, "suite": plan.suite, "status": "running", "started_at": datetime.now(UTC),
             "target": plan.target.name, "dataset_path": str(plan.dataset_path) if plan.dataset_path else None,
@@ -94,6 +96,7 @@ def execute(
             "cases_total": plan.total, "repeats": plan.repeats, "concurrency": plan.concurrency,
             "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(), "config": plan.config,
         })
+    _warm_up(plan)
     writer = StoreWriter(store)
     runner = Runner(
         plan.target, plan.scorers,
@@ -140,6 +143,15 @@ def execute(
             flush()
         summary = finalise(store, run_id, plan.suite, status)
     return RunRecord(run_id=run_id, summary=summary, status=status)
+
+
+def _warm_up(plan: RunPlan) -> None:
+    """Pay the model stack's import before the clock starts, so it does not skew case latencies."""
+    models = [*plan.target.models, *(m for s in plan.scorers if isinstance(m := getattr(s.fn, "model", None), str))]
+    if models:
+        from evalkit.llm.facade import warm_up
+
+        warm_up(models)
 
 
 def _run_async(coro: Any) -> Any:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evalkit.datasets import check_unique, describe_validation_error, iter_dataset
+from evalkit.datasets import DatasetSource, check_unique, describe_validation_error
 from evalkit.errors import UserError
 from evalkit.schema import Case
-from evalkit.scorers.registry import BoundScorer, build_scorer
+from evalkit.scorers.registry import BoundScorer, ScorerUnavailable, build_scorer
 from evalkit.targets import Target, build_target
 from evalkit.yaml_lines import line_of, load_yaml
 
@@ -53,7 +54,7 @@ class Suite:
     """A loaded suite: everything needed to run, built and validated."""
 
     name: str
-    cases: list[Case]
+    cases: Sequence[Case]
     target: Target | None
     scorers: list[BoundScorer]
     thresholds: list[Any] = field(default_factory=list)
@@ -63,6 +64,7 @@ class Suite:
     agent: AgentInfo = field(default_factory=AgentInfo)
     raw: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # optional scorers that cannot run here, with why
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
@@ -95,7 +97,7 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
             )
         if not ds.exists():
             raise UserError(f"dataset '{spec.dataset}' not found (resolved to {ds})", file=p, line=line_of(lines, ("dataset",)))
-        cases = list(check_unique(iter_dataset(ds), ds))
+        cases: Sequence[Case] = DatasetSource(ds).validate()
         dataset_path: Path | None = ds
     else:
         from evalkit.datasets import _case
@@ -106,11 +108,16 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
         dataset_path = None
     # scorers
     scorers = []
+    skipped: list[str] = []
     for i, entry in enumerate(spec.scorers):
         try:
             scorers.append(build_scorer(entry))
+        except ScorerUnavailable as why:
+            skipped.append(str(why))
         except UserError as exc:
             raise UserError(exc.message, file=p, line=line_of(lines, ("scorers", i))) from None
+    if not scorers:
+        raise UserError("no scorer can run: " + "; ".join(skipped), file=p, line=line_of(lines, ("scorers",)))
     names = [s.name for s in scorers]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
@@ -132,5 +139,5 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     thresholds = spec.thresholds if isinstance(spec.thresholds, list) else [spec.thresholds]
     return Suite(
         name=spec.name, cases=cases, target=target, scorers=scorers, thresholds=thresholds, defaults=defaults,
-        path=p, dataset_path=dataset_path, agent=spec.agent, raw=data, tags=spec.tags,
+        path=p, dataset_path=dataset_path, agent=spec.agent, raw=data, tags=spec.tags, skipped=skipped,
     )

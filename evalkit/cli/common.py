@@ -39,4 +39,4 @@ def fmt(v: Any, digits: int = 3) -> str:
 def fmt_ci(ci: Any) -> str:
     if not ci:
         return ""
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"{ci[0]:.2f}–{ci[1]:.2f}"

@@ -23,3 +23,25 @@ def summary_table(summary: RunSummary) -> Any:
     )
     t.caption_justify = "left"
     return t
+
+
+def gate_lines(gate: Any) -> list[str]:
+    """The gate verdict as a few terminal lines."""
+    if gate is None:
+        return []
+    lines = []
+    for c in gate.checks:
+        mark = "[green]✓[/green]" if c.passed else "[red]✗[/red]"
+        lines.append(f"  {mark} {c.message}")
+    if gate.baseline is not None:
+        for m in gate.baseline.comparisons:
+            if m.delta is None:
+                continue
+            flag = "[red]✗ regression[/red]" if m.regression else ("[green]▲[/green]" if m.improvement else " ")
+            ci = f" [{m.ci[0]:+.3f}, {m.ci[1]:+.3f}]" if m.ci else ""
+            p = f" p={m.p_adjusted if m.p_adjusted is not None else m.p_value:.3g}" if m.p_value is not None else ""
+            flips = f" flipped: {len(m.to_fail)}→fail {len(m.to_pass)}→pass" if (m.to_fail or m.to_pass) else ""
+            lines.append(f"  {flag} {m.scorer}/{m.metric} Δ {m.delta:+.3f}{ci}{p}{flips}")
+    colour = {"passed": "green", "failed": "red"}.get(gate.status, "yellow")
+    lines.append(f"[bold {colour}]gate {gate.status}[/bold {colour}]: {gate.reason}")
+    return lines

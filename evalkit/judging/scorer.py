@@ -86,6 +86,7 @@ def judge_scorer(
         )
 
     score.__name__ = f"judge_{jd.name}"
+    score.model = chosen  # type: ignore[attr-defined]  # read by optional-scorer pre-flight checks
     return score
 
 

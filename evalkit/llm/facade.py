@@ -52,6 +52,12 @@ def _litellm() -> Any:
     return _litellm_mod
 
 
+def warm_up(models: list[str]) -> None:
+    """Import litellm now if any of ``models`` needs it, so the first call of a run is not slow."""
+    if any(not mock.is_mock(m) for m in models):
+        _litellm()
+
+
 def provider_of(model: str) -> str:
     """The provider prefix of a model string (``openai/gpt-4o`` -> ``openai``)."""
     return model.split("/", 1)[0] if "/" in model else "openai"
@@ -222,8 +228,9 @@ async def _with_retries(
     api_key: str | None,
 ) -> Completion:
     s = settings()
-    if not mock.is_mock(model):
-        _litellm()  # import outside the timed attempt
+    if not mock.is_mock(model) and _litellm_mod is None:
+        # first call: import litellm (~6 s) in a thread so the event loop keeps serving other cases
+        await asyncio.to_thread(_litellm)
     lim = limiter.for_model(model)
     per_call = timeout if timeout is not None else s.timeout_s
     attempt = 0

@@ -22,6 +22,10 @@ from evalkit.schema import Case, Score, ToolCall, Usage
 from evalkit.scorers._util import NotScored
 
 
+class ScorerUnavailable(Exception):
+    """An ``optional: true`` scorer that cannot run here (e.g. no credentials for its model)."""
+
+
 @dataclass
 class RunInfo:
     """What a scorer may know about how the case ran, besides its output."""
@@ -177,7 +181,7 @@ class BoundScorer:
         if isinstance(res, list):
             out = []
             for s in res:
-                if not s.name or s.name == "_":
+                if not s.name or s.name == "_" or len(res) == 1:
                     s = s.model_copy(update={"name": self.name})
                 if s.passed is None and s.value is not None and self.threshold is not None:
                     s = s.model_copy(update={"passed": float(s.value) >= self.threshold})
@@ -210,6 +214,7 @@ def build_scorer(spec: str | dict[str, Any] | Callable[..., Any] | BoundScorer) 
     else:
         raise UserError("a scorer entry must be a name or a mapping {name: {arguments}}")
     alias = args.pop("as", None)
+    optional = bool(args.pop("optional", False))
     factory, judge_name = _resolve(name)
     if judge_name is not None:
         args = {"judge": judge_name, **args}
@@ -224,6 +229,13 @@ def build_scorer(spec: str | dict[str, Any] | Callable[..., Any] | BoundScorer) 
     except (ValueError, TypeError) as exc:
         raise UserError(f"scorer '{name}': {exc}") from None
     score_name = str(alias or name)
+    model = getattr(fn, "model", None)
+    if optional and isinstance(model, str):
+        from evalkit.llm.credentials import has_credentials
+
+        if not has_credentials(model):
+            raise ScorerUnavailable(f"{score_name}: no credentials for {model} (set its API key, or "
+                                    f"EVALKIT_JUDGE_MODEL / EVALKIT_API_BASE); skipped")
     if threshold is not None and not isinstance(threshold, int | float):
         raise UserError(f"scorer '{name}': argument 'threshold' must be a number")
     return BoundScorer(name=score_name, fn=fn, config={"scorer": name, **valid}, threshold=threshold)

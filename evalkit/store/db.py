@@ -6,7 +6,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from evalkit.schema import CaseResult
 
 DEFAULT_WORKSPACE = ".evalkit"
-SMALL_ROWS = 2048  # below this, rows move as Python tuples rather than through Arrow
+SMALL_ROWS = 2048
+Params = Sequence[Any] | dict[str, Any] | None  # below this, rows move as Python tuples rather than through Arrow
 
 
 def default_store_path() -> Path:
@@ -51,7 +52,7 @@ class Store:
 
         self.path = Path(path)
         self.read_only = read_only
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no store here yet; run `evalkit run` first or pass --store")
         try:
@@ -94,46 +95,44 @@ class Store:
             raise StoreError(f"{self.path}: store schema v{current} is newer than this evalkit (v{LATEST})")
 
     # -- generic ---------------------------------------------------------------------------
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:
+    def execute(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run a statement and fetch its rows (results are never left pending on the connection)."""
         with self._lock:
-            cur = self.con.cursor()
-            try:
-                return cur.execute(sql, params or []).fetchall()
-            finally:
-                cur.close()
+            return self.con.execute(sql, params or []).fetchall()
 
-    def query(self, sql: str, params: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """Hold the connection for a block of statements that commit or roll back together."""
+        with self._lock:
+            self.con.execute("BEGIN TRANSACTION")
+            try:
+                yield self
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+            self.con.execute("COMMIT")
+
+    def query(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Rows as dicts."""
         with self._lock:
-            cur = self.con.cursor()
-            try:
-                cur.execute(sql, params or [])
-                cols = [d[0] for d in cur.description or []]
-                return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-            finally:
-                cur.close()
+            cur = self.con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description or []]
+            return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
-    def frame(self, sql: str, params: Sequence[Any] | None = None) -> pl.DataFrame:
+    def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
         """A query's result as a polars DataFrame (via Arrow, zero-copy where possible)."""
         import polars as pl
 
         with self._lock:
             # Small results are built from Python rows: importing pyarrow (+numpy) costs ~0.3 s.
-            cur = self.con.cursor()
-            try:
-                cur.execute(sql, params or [])
-                cols = [d[0] for d in cur.description or []]
-                head = cur.fetchmany(SMALL_ROWS)
-            finally:
-                cur.close()
+            cur = self.con.execute(sql, params or [])
+            cols = [d[0] for d in cur.description or []]
+            head = cur.fetchmany(SMALL_ROWS)
             if len(head) < SMALL_ROWS:
+                cur.fetchall()
                 return pl.DataFrame(head, schema=cols, orient="row", infer_schema_length=None)
-            cur = self.con.cursor()
-            try:
-                table = cur.sql(sql, params=list(params or [])).to_arrow_table()
-            finally:
-                cur.close()
+            cur.fetchall()  # complete the pending result before the Arrow query
+            table = self.con.sql(sql, params=params or []).to_arrow_table()
             return pl.from_arrow(table)  # type: ignore[return-value]
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
@@ -196,16 +195,12 @@ class Store:
         from evalkit.store.arrow_rows import result_columns
 
         cases, scores = result_columns(list(results), inputs or {})
-        with self._lock:
-            try:
-                self.con.execute("BEGIN TRANSACTION")
+        try:
+            with self.transaction():
                 for name, cols in (("case_results", cases), ("scores", scores)):
                     self._append(name, cols)
-                self.con.execute("COMMIT")
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    self.con.execute("ROLLBACK")
-                raise StoreError(_explain(exc, self.path)) from None
+        except Exception as exc:
+            raise StoreError(_explain(exc, self.path)) from None
 
     def _append(self, table: str, cols: dict[str, list[Any]]) -> None:
         """Insert columns: a multi-row VALUES statement when small, one Arrow scan when large."""

@@ -1,0 +1,1 @@
+"""Large batch jobs: streaming, resume, retry of errors, sharding, merging, progress."""
