@@ -1,0 +1,52 @@
+"""``sync``: log the runs MLflow has not seen yet (idempotent; safe to run twice)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evalkit.store.db import Store
+from evalkit.tracking.errors import TrackingError, TrackingUnavailable
+from evalkit.tracking.mlflow_log import log_run
+
+
+@dataclass
+class SyncReport:
+    logged: dict[str, str] = field(default_factory=dict)  # evalkit run id -> MLflow run id
+    failed: dict[str, str] = field(default_factory=dict)  # evalkit run id -> error
+    pending: list[str] = field(default_factory=list)  # not attempted (server went away)
+
+
+def unsynced(store: Store, *, suite: str | None = None, every: bool = False) -> list[str]:
+    """Finished runs without an MLflow run id (``every``: all finished runs, to re-check them)."""
+    cond = ["status <> 'running'"]
+    params: list[str] = []
+    if not every:
+        cond.append("mlflow_run_id IS NULL")
+    if suite:
+        cond.append("suite = ?")
+        params.append(suite)
+    rows = store.execute(f"SELECT run_id FROM runs WHERE {' AND '.join(cond)} ORDER BY started_at", params)
+    return [r[0] for r in rows]
+
+
+def sync_runs(
+    store: Store,
+    *,
+    tracking_uri: str | None = None,
+    team: str | None = None,
+    suite: str | None = None,
+    every: bool = False,
+) -> SyncReport:
+    """Log every unsynced run; stops at the first unreachable-server error (the rest stay pending)."""
+    report = SyncReport()
+    todo = unsynced(store, suite=suite, every=every)
+    for i, run_id in enumerate(todo):
+        try:
+            report.logged[run_id] = log_run(store, run_id, tracking_uri=tracking_uri, team=team)
+        except TrackingUnavailable as exc:
+            report.failed[run_id] = exc.message
+            report.pending = todo[i + 1:]
+            break
+        except TrackingError as exc:
+            report.failed[run_id] = exc.message
+    return report
