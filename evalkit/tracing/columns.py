@@ -101,7 +101,7 @@ class SpanColumns:
         return hit
 
     # -- from the SDK ----------------------------------------------------------------------
-    def add_sdk(self, items: Iterable[tuple[Any, Route]]) -> None:
+    def add_sdk(self, items: Iterable[tuple[Any, Route | None]]) -> None:
         """Append ``(ReadableSpan, Route)`` pairs."""
         c = self.cols
         trace_id, span_id, parent, name, kind = c["trace_id"], c["span_id"], c["parent_span_id"], c["name"], c["kind"]
@@ -150,8 +150,10 @@ class SpanColumns:
                 prov.append(a.get("gen_ai.provider.name") or a.get("gen_ai.system"))
                 req.append(a.get("gen_ai.request.model"))
                 resp.append(a.get("gen_ai.response.model"))
-                tin.append(_int(a.get("gen_ai.usage.input_tokens")))
-                tout.append(_int(a.get("gen_ai.usage.output_tokens")))
+                v = a.get("gen_ai.usage.input_tokens")
+                tin.append(v if type(v) is int else _int(v))
+                v = a.get("gen_ai.usage.output_tokens")
+                tout.append(v if type(v) is int else _int(v))
                 tool.append(a.get("gen_ai.tool.name"))
                 err.append(error_type(a, code, evs) if code == "ERROR" or "error.type" in a else None)
             else:

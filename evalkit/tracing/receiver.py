@@ -179,7 +179,9 @@ class Receiver:
     def __init__(self, server: ThreadingHTTPServer, ingest: SpanIngest) -> None:
         self.server = server
         self.ingest = ingest
-        self.host, self.port = server.server_address[0], int(server.server_address[1])
+        addr = server.server_address
+        self.host = addr[0].decode() if isinstance(addr[0], bytes) else str(addr[0])
+        self.port = int(addr[1])
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="evalkit-otlp-receiver", daemon=True)
         self._thread.start()

@@ -85,14 +85,13 @@ class FunctionSpan:
         self.token = context.attach(trace.set_span_in_context(self.span))
         return self
 
-    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
         from opentelemetry import context
 
         context.detach(self.token)
         if exc is not None:
             mark_error(self.span, exc)
         self.span.end()
-        return False
 
 
 def function_span(name: str, kind: str, arguments: dict[str, Any] | None) -> Any:

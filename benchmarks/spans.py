@@ -1,0 +1,233 @@
+"""Span throughput and trace queries.
+
+1. ``--spans`` (default 500,000) spans through the OpenTelemetry SDK (evalkit's provider, real
+   ``evalkit.case`` root spans, children with gen_ai/tool attributes) and the DuckDB exporter;
+   ``spans_per_s`` is spans / (first span start → flush done), ``dropped`` is spans made minus rows
+   stored. For reference it also times the SDK alone (spans not routed to any store) and the
+   exporter alone (already-ended spans written).
+2. The store is topped up to ``--total`` (default 1,000,000) spans with synthetic rows of the same
+   shape, then three queries run ``--repeats`` times each (medians): token totals by model, p95
+   duration by span name, one whole trace by id.
+
+Last line: JSON with spans_per_s, dropped, tokens_by_model_ms, p95_by_name_ms, trace_by_id_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "llama-3.1-8b"]
+TOOLS = ["search_kb", "create_ticket", "check_status", "fetch_url"]
+PER_TRACE = 10  # 1 case span + target + agent + 4 chat + 3 tools
+
+
+def produce(tracer: Any, n_spans: int, run_id: str) -> int:
+    """``n_spans`` spans in traces of PER_TRACE, through the SDK; returns spans made."""
+    from opentelemetry import trace as otel
+
+    from evalkit.context import CaseContext
+    from evalkit.schema import Case
+
+    sdk = tracer.tracer
+    case = Case(id="bench", input="q")
+    made = 0
+    i = 0
+    while made < n_spans:
+        ctx = CaseContext(run_id=run_id, case_id=f"c{i}")
+        with tracer.case_span(ctx, case) as root:
+            pctx = otel.set_span_in_context(root)
+            target = sdk.start_span("evalkit.target", context=pctx, attributes={"evalkit.target": "agent"})
+            tctx = otel.set_span_in_context(target)
+            agent = sdk.start_span("invoke_agent agent", context=tctx,
+                                   attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "agent"})
+            actx = otel.set_span_in_context(agent)
+            for k in range(4):
+                m = MODELS[(i + k) % 4]
+                s = sdk.start_span(f"chat {m}", context=actx, kind=otel.SpanKind.CLIENT, attributes={
+                    "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": m,
+                    "gen_ai.response.model": m, "gen_ai.usage.input_tokens": 100 + k,
+                    "gen_ai.usage.output_tokens": 20 + k, "gen_ai.response.finish_reasons": ("stop",)})
+                s.end()
+            for k in range(3):
+                t = TOOLS[(i + k) % 4]
+                s = sdk.start_span(f"execute_tool {t}", context=actx, attributes={
+                    "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": t,
+                    "gen_ai.tool.call.arguments": '{"query": "printer on floor 3"}'})
+                s.end()
+            agent.end()
+            target.end()
+        made += PER_TRACE
+        i += 1
+    return made
+
+
+def synthetic(n: int, run_id: str, seed: int = 7) -> Any:
+    """``n`` span rows (an Arrow table, built through polars) shaped like ``produce``'s."""
+    import polars as pl
+
+    rng = random.Random(seed)
+    names = ["evalkit.case", "evalkit.target", "invoke_agent agent",
+             *[f"chat {m}" for m in MODELS], *[f"execute_tool {t}" for t in TOOLS[:3]]]
+    ops = [None, None, "invoke_agent", "chat", "chat", "chat", "chat", "execute_tool", "execute_tool", "execute_tool"]
+    models = [None, None, None, *MODELS, None, None, None]
+    tools = [None] * 7 + TOOLS[:3]
+    traces = n // PER_TRACE
+    trace_ids = [f"{rng.getrandbits(128):032x}" for _ in range(traces)]
+    idx = pl.DataFrame({"t": pl.int_range(0, traces, eager=True)}).join(
+        pl.DataFrame({"k": pl.int_range(0, PER_TRACE, eager=True)}), how="cross")
+    lut = pl.DataFrame({"k": list(range(PER_TRACE)), "name": names, "operation": ops, "request_model": models,
+                        "tool_name": tools}, schema_overrides={"k": pl.Int64})
+    base = time.time_ns() - 86_400 * 10**9
+    ts = pl.Datetime("us", "UTC")
+    df = idx.join(lut, on="k", how="left").with_columns(
+        pl.Series("trace_id", trace_ids).gather(idx["t"]).alias("trace_id"),
+        (pl.lit(base) + pl.col("t") * 1_000_000 + pl.col("k") * 10_000).alias("start_ns"),
+        ((pl.col("t") * 7919 + pl.col("k") * 104729) % 50_000 * 1000 + 50_000).alias("dur_ns"),
+    )
+    chat = pl.col("operation") == "chat"
+    return df.select(
+        "trace_id",
+        pl.format("{}", pl.col("t") * PER_TRACE + pl.col("k")).str.pad_start(16, "0").alias("span_id"),
+        pl.when(pl.col("k") > 0).then(pl.format("{}", pl.col("t") * PER_TRACE).str.pad_start(16, "0"))
+        .alias("parent_span_id"),
+        "name",
+        pl.when(chat).then(pl.lit("CLIENT")).otherwise(pl.lit("INTERNAL")).alias("kind"),
+        (pl.col("start_ns") // 1000).cast(ts).alias("start_time"),
+        ((pl.col("start_ns") + pl.col("dur_ns")) // 1000).cast(ts).alias("end_time"),
+        (pl.col("dur_ns") / 1e6).alias("duration_ms"),
+        pl.lit("UNSET").alias("status_code"),
+        pl.lit("evalkit").alias("service_name"),
+        pl.lit(run_id).alias("run_id"),
+        pl.format("s{}-{}", pl.lit(seed), pl.col("t")).alias("case_id"),
+        "operation",
+        pl.when(chat).then(pl.lit("openai")).alias("provider"),
+        "request_model",
+        pl.col("request_model").alias("response_model"),
+        pl.when(chat).then(100 + pl.col("k")).alias("input_tokens"),
+        pl.when(chat).then(20 + pl.col("k")).alias("output_tokens"),
+        "tool_name",
+        pl.when(pl.col("operation").is_not_null())
+        .then(pl.format('{{"gen_ai.operation.name":"{}"}}', pl.col("operation"))).alias("attributes"),
+    ).to_arrow()
+
+
+def timed(fn: Any, repeats: int) -> float:
+    fn()  # warm
+    xs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        xs.append((time.perf_counter() - t0) * 1000)
+    return round(statistics.median(xs), 2)
+
+
+def main() -> dict[str, Any]:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--spans", type=int, default=500_000)
+    ap.add_argument("--total", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--reference", type=int, default=100_000, help="spans for the SDK-only / exporter-only figures")
+    args = ap.parse_args()
+
+    from evalkit.store.db import open_store
+    from evalkit.tracing import state
+    from evalkit.tracing.setup import StoreTracer
+
+    out: dict[str, Any] = {"bench": "spans"}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = open_store(Path(tmp) / "spans.duckdb")
+        tracer = StoreTracer(store)
+
+        # -- reference: the SDK alone (root spans not routed anywhere) ---------------------
+        if args.reference:
+            from opentelemetry import context as otel_context
+
+            sdk, empty = tracer.tracer, otel_context.Context()
+            gc.collect()
+            t0 = time.perf_counter()
+            for _ in range(args.reference // PER_TRACE):
+                root = sdk.start_span("evalkit.case", context=empty, attributes={"evalkit.case_id": "x"})
+                from opentelemetry import trace as otel
+
+                pctx = otel.set_span_in_context(root)
+                for _k in range(PER_TRACE - 1):
+                    s = sdk.start_span("chat m", context=pctx, attributes={
+                        "gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                        "gen_ai.usage.input_tokens": 1, "gen_ai.usage.output_tokens": 1})
+                    s.end()
+                root.end()
+            out["sdk_only_spans_per_s"] = round(args.reference / (time.perf_counter() - t0))
+
+        # -- end to end: SDK + router + exporter + DuckDB ----------------------------------
+        gc.collect()
+        t0 = time.perf_counter()
+        made = produce(tracer, args.spans, "bench-e2e")
+        tracer.flush()
+        wall = time.perf_counter() - t0
+        stored = store.execute("SELECT count(*) FROM spans WHERE run_id = 'bench-e2e'")[0][0]
+        out.update(spans=made, wall_s=round(wall, 2), spans_per_s=round(made / wall), dropped=made - stored,
+                   sink_dropped=tracer.dropped)
+
+        # -- reference: the exporter alone on already-ended spans --------------------------
+        if args.reference:
+            kept: list[Any] = []
+            sink = tracer.sink
+            real_add = sink.add
+            sink.add = lambda span, route: kept.append((span, route))  # type: ignore[method-assign]
+            produce(tracer, args.reference, "bench-exporter")
+            sink.add = real_add  # type: ignore[method-assign]
+            tracer.flush()
+            gc.collect()
+            t0 = time.perf_counter()
+            for span, route in kept:
+                sink.add(span, route)
+            sink.flush()
+            out["exporter_only_spans_per_s"] = round(len(kept) / (time.perf_counter() - t0))
+            store.execute("DELETE FROM spans WHERE run_id = 'bench-exporter'")
+
+        # -- queries on a store of --total spans --------------------------------------------
+        have = store.execute("SELECT count(*) FROM spans")[0][0]
+        if args.total > have:
+            t1 = time.perf_counter()
+            step = 250_000
+            left = args.total - have
+            seed = 1
+            while left > 0:
+                n = min(step, left)
+                n -= n % PER_TRACE or 0
+                if n <= 0:
+                    n = left
+                store.insert_arrow("spans", synthetic(n, "bench-synthetic", seed))
+                left -= n
+                seed += 1
+            out["topup_s"] = round(time.perf_counter() - t1, 2)
+        out["store_spans"] = store.execute("SELECT count(*) FROM spans")[0][0]
+        con = store.con
+        trace_ids = [r[0] for r in con.execute(
+            "SELECT trace_id FROM spans USING SAMPLE 200 ROWS").fetchall()]
+        rng = random.Random(3)
+        out["tokens_by_model_ms"] = timed(lambda: store.query(
+            "SELECT request_model, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,"
+            " count(*) AS calls FROM spans WHERE operation = 'chat' GROUP BY request_model ORDER BY 2 DESC"), args.repeats)
+        out["p95_by_name_ms"] = timed(lambda: store.query(
+            "SELECT name, quantile_cont(duration_ms, 0.95) AS p95_ms, count(*) AS n FROM spans GROUP BY name"
+            " ORDER BY p95_ms DESC"), args.repeats)
+        out["trace_by_id_ms"] = timed(lambda: store.query(
+            "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time", [rng.choice(trace_ids)]), args.repeats)
+        store.close()
+        state.ROUTES.clear()
+    out["goals"] = {"spans_per_s": 50_000, "dropped": 0, "tokens_by_model_ms": 50, "p95_by_name_ms": 100,
+                    "trace_by_id_ms": 20}
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))

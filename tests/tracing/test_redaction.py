@@ -1,0 +1,71 @@
+"""Secrets never reach a span attribute, event or message."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from opentelemetry import trace as otel
+
+import evalkit
+from evalkit.schema import Case
+from evalkit.store.db import open_store
+from evalkit.tracing.decorators import trace
+from evalkit.tracing.redact import MASK, Redactor
+
+SECRET_ENV = "svc-token-9f8e7d6c5b4a"
+API_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUV"
+BEARER = "eyJhbGciOiJIUzI1NiJ9.payload.signature"
+
+
+@trace(kind="tool")
+def call_api(url: str, api_key: str, headers: dict[str, str]) -> dict[str, str]:
+    return {"status": "ok", "echo": f"used {api_key}", "Authorization": headers["Authorization"]}
+
+
+def leaky_agent(question: str) -> str:
+    with otel.get_tracer("leaky").start_as_current_span("http.call") as sp:
+        sp.set_attribute("http.request.header.authorization", f"Bearer {BEARER}")
+        sp.set_attribute("debug.note", f"token is {SECRET_ENV}")
+        call_api("https://api.example.test", API_KEY, {"Authorization": f"Bearer {BEARER}"})
+        if "fail" in question:
+            raise RuntimeError(f"upstream rejected key {API_KEY}")
+    return "done"
+
+
+def test_secrets_are_masked_in_every_span_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_SERVICE_TOKEN", SECRET_ENV)
+    res = evalkit.evaluate([Case(id="a", input="go"), Case(id="b", input="fail please")], target=leaky_agent,
+                           scorers=["no_error_spans"], cache=False)
+    with open_store(res.store_path, read_only=True) as st:
+        rows = st.query("SELECT * FROM spans WHERE run_id = ?", [res.run_id])
+    assert len(rows) >= 8
+    dump = json.dumps(rows, default=str)
+    for secret in (SECRET_ENV, API_KEY, BEARER):
+        assert secret not in dump
+    assert MASK in dump
+    tool = next(r for r in rows if r["name"] == "execute_tool call_api")
+    args = json.loads(json.loads(tool["attributes"])["gen_ai.tool.call.arguments"])
+    assert args["url"] == "https://api.example.test" and args["api_key"] == MASK
+    assert args["headers"]["Authorization"] == MASK
+    failed = next(r for r in rows if r["name"] == "http.call" and r["status_code"] == "ERROR")
+    assert "upstream rejected key" in failed["status_message"]
+
+
+def test_redactor_rules() -> None:
+    r = Redactor(extra=["hunter2-hunter2"])
+    text = json.dumps({
+        "http.request.header.authorization": ["Basic dXNlcjpwYXNzd29yZA=="], "x-api-key": "abc123xyz",
+        "gen_ai.usage.input_tokens": 12, "max_tokens": 5, "note": "pw hunter2-hunter2, key sk-abcdefghijklmnop",
+        "nested": json.dumps({"client_secret": "s3cr3t-value", "ok": "visible"}),
+    })
+    for out in (r.text(text), pl.DataFrame({"a": [text]}).select(r.column(pl.col("a"))).item()):
+        data = json.loads(out)
+        assert data["http.request.header.authorization"] == MASK and data["x-api-key"] == MASK
+        assert data["gen_ai.usage.input_tokens"] == 12 and data["max_tokens"] == 5
+        assert "hunter2" not in data["note"] and "sk-abcdefghijklmnop" not in data["note"]
+        nested = json.loads(data["nested"])
+        assert nested == {"client_secret": MASK, "ok": "visible"}
+    assert r.value({"password": "p", "list": [{"token": "t", "name": "n"}]}) == {
+        "password": MASK, "list": [{"token": MASK, "name": "n"}]}
