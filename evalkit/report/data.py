@@ -56,6 +56,19 @@ def as_text(raw: Any) -> str | None:
     return clip(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+def tool_calls_text(raw: Any) -> str | None:
+    """Recorded tool calls, one ``name {arguments}`` line each."""
+    calls = _loads(raw)
+    if not calls or not isinstance(calls, list):
+        return None
+    lines = [
+        f"{c.get('name')} {json.dumps(c.get('arguments') or {}, ensure_ascii=False, default=str)}"
+        if isinstance(c, dict) else json.dumps(c, ensure_ascii=False, default=str)
+        for c in calls
+    ]
+    return clip("\n".join(lines))
+
+
 def _iso(v: Any) -> str | None:
     return v.isoformat() if isinstance(v, datetime) else (None if v is None else str(v))
 
@@ -148,67 +161,49 @@ def histogram(values: Sequence[float], is_bool: bool, bins: int = HIST_BINS) -> 
 
 def _spans_by_trace(store: Store, run_id: str, strings: Strings) -> dict[str, dict[str, Any]]:
     """Each trace's spans in waterfall order: [depth, name, start ms, duration ms, model, in, out, tool, error, status]."""
-    import polars as pl
-
-    df = store.frame(
-        "SELECT trace_id, span_id, parent_span_id, name, start_time, end_time, duration_ms, request_model,"
-        " input_tokens, output_tokens, tool_name, error_type, status_code FROM spans"
+    rows = store.execute(
+        "SELECT trace_id, span_id, parent_span_id, name, epoch_us(start_time) / 1000.0,"
+        " coalesce(duration_ms, (epoch_us(end_time) - epoch_us(start_time)) / 1000.0, 0.0),"
+        " request_model, input_tokens, output_tokens, tool_name, error_type, status_code FROM spans"
         " WHERE trace_id IN (SELECT trace_id FROM case_results WHERE run_id = ? AND trace_id IS NOT NULL)"
         " ORDER BY trace_id, start_time, span_id",
         [run_id],
     )
-    if df.height == 0:
-        return {}
-    df = df.with_columns(
-        (pl.col("start_time").dt.epoch("us").cast(pl.Float64) / 1000.0).alias("t0"),
-        pl.coalesce(
-            pl.col("duration_ms").cast(pl.Float64),
-            (pl.col("end_time").dt.epoch("us") - pl.col("start_time").dt.epoch("us")).cast(pl.Float64) / 1000.0,
-            pl.lit(0.0),
-        ).alias("dur"),
-    )
-    out: dict[str, dict[str, Any]] = {}
-    for trace_id, part in df.group_by("trace_id", maintain_order=True):
-        rows = part.to_dicts()
-        out[str(trace_id[0])] = _waterfall(rows, strings)
-    return out
-
-
-def _waterfall(rows: list[dict[str, Any]], strings: Strings) -> dict[str, Any]:
-    ids = {r["span_id"] for r in rows}
-    children: dict[str | None, list[dict[str, Any]]] = {}
+    by_trace: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:
-        parent = r["parent_span_id"] if r["parent_span_id"] in ids else None
-        children.setdefault(parent, []).append(r)
-    starts = [r["t0"] for r in rows if r["t0"] is not None]
-    t0 = min(starts) if starts else 0.0
-    ordered: list[tuple[int, dict[str, Any]]] = []
-    stack: list[tuple[int, dict[str, Any]]] = [(0, r) for r in reversed(children.get(None, []))]
+        by_trace.setdefault(r[0], []).append(r)
+    return {trace_id: _waterfall(part, strings) for trace_id, part in by_trace.items()}
+
+
+def _waterfall(rows: list[tuple[Any, ...]], strings: Strings) -> dict[str, Any]:
+    """Rows (trace, span, parent, name, start ms, duration ms, model, in, out, tool, error, status) as a tree."""
+    ids = {r[1] for r in rows}
+    children: dict[str | None, list[tuple[Any, ...]]] = {}
+    for r in rows:
+        children.setdefault(r[2] if r[2] in ids else None, []).append(r)
+    t0 = min((r[4] for r in rows if r[4] is not None), default=0.0)
+    ordered: list[tuple[int, tuple[Any, ...]]] = []
+    stack = [(0, r) for r in reversed(children.get(None, []))]
     seen: set[str] = set()
     while stack:
         depth, r = stack.pop()
-        if r["span_id"] in seen:
+        if r[1] in seen:
             continue
-        seen.add(r["span_id"])
+        seen.add(r[1])
         ordered.append((depth, r))
-        stack.extend((depth + 1, c) for c in reversed(children.get(r["span_id"], [])))
-    ordered += [(0, r) for r in rows if r["span_id"] not in seen]  # cycles: draw flat
-    total = max([((r["t0"] or t0) - t0) + (r["dur"] or 0.0) for _, r in ordered] or [0.0])
-    spans = [
-        [
-            depth,
-            strings(r["name"] or "span"),
-            round((r["t0"] or t0) - t0, 3),
-            round(r["dur"] or 0.0, 3),
-            strings(r["request_model"]),
-            r["input_tokens"],
-            r["output_tokens"],
-            strings(r["tool_name"]),
-            strings(r["error_type"]),
-            1 if (r["status_code"] or "").upper() == "ERROR" else 0,
-        ]
-        for depth, r in ordered[:MAX_SPANS]
-    ]
+        stack.extend((depth + 1, c) for c in reversed(children.get(r[1], [])))
+    ordered += [(0, r) for r in rows if r[1] not in seen]  # parent cycles: drawn flat
+    spans: list[list[Any]] = []
+    total = 0.0
+    for depth, r in ordered:
+        start = (r[4] if r[4] is not None else t0) - t0
+        dur = float(r[5] or 0.0)
+        total = max(total, start + dur)
+        if len(spans) < MAX_SPANS:
+            spans.append([
+                depth, strings(r[3] or "span"), round(start, 3), round(dur, 3), strings(r[6]), r[7], r[8],
+                strings(r[9]), strings(r[10]), 1 if (r[11] or "").upper() == "ERROR" else 0,
+            ])
     return {"total": round(total, 3), "spans": spans, "omitted": max(0, len(ordered) - MAX_SPANS)}
 
 
@@ -286,7 +281,7 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
             "expected": [as_text(c["expected"]) for c in cases],
             "output": [as_text(c["output"]) for c in cases],
             "error": [clip(c["error"]) for c in cases],
-            "tool_calls": [as_text(c["tool_calls"]) for c in cases],
+            "tool_calls": [tool_calls_text(c["tool_calls"]) for c in cases],
             "trace": [traces.get(c["trace_id"]) if c["trace_id"] else None for c in cases],
             "value": val,
             "passed": passed,

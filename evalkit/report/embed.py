@@ -20,13 +20,15 @@ from typing import Any
 from evalkit.report.assets import SCRIPT, STYLE
 
 COMPRESS_OVER = 1_000_000  # bytes of JSON above which the data block is gzipped
-_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-_TABLE = str.maketrans(_ESCAPES)
+_ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
 def json_for_script(data: Any) -> str:
     """JSON that is safe inside a ``<script>`` element (and equal to ``json.dumps`` once parsed)."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str).translate(_TABLE)
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    for char, escaped in _ESCAPES:  # str.replace is much faster than str.translate on a large payload
+        text = text.replace(char, escaped)
+    return text
 
 
 def _sha256(text: str) -> str:
