@@ -1,0 +1,258 @@
+"""evalkit as a pytest plugin: eval suites as test modules, one evalkit run per session.
+
+- ``@evalkit.cases("suite.yaml")`` parametrises a test over a suite's (or dataset's) cases;
+- the ``evaluate`` fixture scores a case with the suite's scorers through evalkit's runner;
+- at the end of the session the plugin writes one run to the store (merging xdist shards),
+  prints its summary, logs it to MLflow and applies the suites' thresholds as a gate.
+
+Registered through the ``pytest11`` entry point. Until a test uses ``@evalkit.cases`` or the
+``evaluate`` fixture it does nothing: no evalkit module is imported and no file is touched.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from evalkit.schema import Case
+    from evalkit.testing.cases import CaseSource
+    from evalkit.testing.evaluator import Evaluator
+    from evalkit.testing.finish import Outcome, Settings
+    from evalkit.testing.recorder import Recorder
+
+
+class _State:
+    """Per-session evalkit state; everything heavy is created on first use."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started_at = datetime.now(UTC)
+        winput: dict[str, Any] | None = getattr(config, "workerinput", None)
+        self.worker_id: str | None = winput.get("workerid") if winput else None
+        self.run_id: str | None = winput.get("evalkit_run_id") if winput else None
+        self.shard_dir: str | None = winput.get("evalkit_shard_dir") if winput else None
+        self.workers = int(winput.get("evalkit_workers", 1)) if winput else 1
+        self.recorder: Recorder | None = None
+        self.sources: dict[str, CaseSource] = {}
+        self.outcome: Outcome | None = None
+        self.error: str | None = None
+
+    @property
+    def repeats(self) -> int:
+        return int(self.config.getoption("evalkit_repeat") or 1)
+
+    def new_run_id(self) -> str:
+        if self.run_id is None:
+            from evalkit.provenance import new_run_id
+
+            self.run_id = new_run_id()
+        return self.run_id
+
+    def store_path(self) -> Path:
+        opt = self.config.getoption("evalkit_store")
+        if opt:
+            return Path(opt).resolve()
+        from evalkit.store.db import default_store_path
+
+        return default_store_path().resolve()
+
+    def settings(self, status: str = "completed") -> Settings:
+        from evalkit.testing.finish import Settings
+
+        return Settings(
+            store_path=self.store_path(), repeats=self.repeats, baseline=self.config.getoption("evalkit_baseline"),
+            mlflow=not self.config.getoption("evalkit_no_mlflow"), status=status, started_at=self.started_at,
+            workers=self.workers,
+        )
+
+    def get_recorder(self) -> Recorder:
+        if self.recorder is None:
+            from evalkit.testing import shards
+            from evalkit.testing.recorder import Recorder
+
+            run_id = self.new_run_id()
+            if self.worker_id is not None and self.shard_dir is not None:
+                Path(self.shard_dir).mkdir(parents=True, exist_ok=True)
+                path = shards.shard_path(self.shard_dir, self.worker_id)
+            else:
+                path = self.store_path()
+            self.recorder = Recorder(run_id, path, tracing=not self.config.getoption("evalkit_no_trace"))
+        return self.recorder
+
+
+_STATE = pytest.StashKey[_State]()
+_EVALUATOR = pytest.StashKey["Evaluator"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("evalkit", "evalkit eval runs")
+    group.addoption("--evalkit-store", default=None, metavar="PATH",
+                    help="DuckDB store the session's eval run goes to [default: $EVALKIT_STORE or "
+                         ".evalkit/evalkit.duckdb].")
+    group.addoption("--evalkit-no-mlflow", action="store_true", default=False,
+                    help="Do not log the session's eval run to MLflow.")
+    group.addoption("--evalkit-repeat", type=int, default=1, metavar="K",
+                    help="Run every @evalkit.cases case K times (test ids get a -r<k> suffix).")
+    group.addoption("--evalkit-baseline", default=None, metavar="RUN",
+                    help="Compare the run with a baseline (run id, 'last', 'best'); a significant "
+                         "regression fails the session.")
+    group.addoption("--evalkit-no-trace", action="store_true", default=False,
+                    help="Do not record OpenTelemetry spans for evaluated cases.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "evalkit_cases(source): one test per case of an evalkit suite or dataset")
+    config.addinivalue_line("markers", "evalkit_repeat(k): the repeat index of an evalkit case item")
+    if (config.getoption("evalkit_repeat") or 1) < 1:
+        raise pytest.UsageError("--evalkit-repeat must be at least 1")
+    config.stash[_STATE] = _State(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: tell each worker the run id and where to put its shard."""
+    from evalkit.testing import shards
+
+    state = node.config.stash[_STATE]
+    run_id = state.new_run_id()
+    node.workerinput["evalkit_run_id"] = run_id
+    node.workerinput["evalkit_shard_dir"] = str(shards.shard_dir(run_id))
+    state.workers = int(getattr(node.config.option, "numprocesses", 0) or 1)
+    node.workerinput["evalkit_workers"] = state.workers
+
+
+def _bases(config: pytest.Config, path: Path | None) -> list[Path]:
+    bases = [config.rootpath]
+    if path is not None:
+        bases.append(path.parent)
+    bases.append(Path.cwd())
+    return bases
+
+
+def _source(config: pytest.Config, mark: pytest.Mark, path: Path | None) -> CaseSource:
+    from evalkit.errors import UserError
+    from evalkit.testing.cases import load_source
+
+    spec = mark.args[0] if mark.args else mark.kwargs.get("source")
+    try:
+        return load_source(spec, _bases(config, path))
+    except UserError as exc:
+        pytest.fail(f"@evalkit.cases({spec!r}): {exc.format()}", pytrace=False)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    mark = metafunc.definition.get_closest_marker("evalkit_cases")
+    if mark is None:
+        return
+    from evalkit.testing.cases import params
+
+    state = metafunc.config.stash[_STATE]
+    src = _source(metafunc.config, mark, metafunc.definition.path)
+    state.sources[metafunc.definition.nodeid] = src
+    metafunc.parametrize(mark.kwargs.get("argname", "case"), params(src, state.repeats))
+
+
+def _case_of(state: _State, item: pytest.Item) -> tuple[Case | None, int, CaseSource | None]:
+    mark = item.get_closest_marker("evalkit_cases")
+    if mark is None:
+        return None, 0, None
+    key = f"{item.parent.nodeid}::{getattr(item, 'originalname', item.name)}" if item.parent else item.nodeid
+    src = state.sources.get(key) or _source(item.config, mark, getattr(item, "path", None))
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get(mark.kwargs.get("argname", "case")) if callspec is not None else None
+    rep = item.get_closest_marker("evalkit_repeat")
+    return case, int(rep.args[0]) if rep is not None else 0, src
+
+
+@pytest.fixture
+def evaluate(request: pytest.FixtureRequest) -> Iterator[Evaluator]:
+    """Score a case inside the test: ``result = evaluate(case, output)`` or ``evaluate(case)``.
+
+    Uses the suite's scorers (or ``scorers=``); the result goes into the session's evalkit run.
+    ``result.assert_passed()`` fails with each failing scorer, its value against the threshold,
+    the rationale, and the trace to look at. In async tests use ``await evaluate.aio(...)``.
+    """
+    from evalkit.testing.evaluator import Evaluator
+
+    state = request.config.stash[_STATE]
+    item = request.node
+    case, repeat, src = _case_of(state, item)
+    ev = Evaluator(state.get_recorder(), item.nodeid, case, repeat, src)
+    item.stash[_EVALUATOR] = ev
+    ev.enter(item)
+    try:
+        yield ev
+    finally:
+        ev.exit()
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """A case test that failed before calling ``evaluate`` is recorded as an errored case."""
+    if call.when != "call" or call.excinfo is None:
+        return
+    ev = item.stash.get(_EVALUATOR, None)
+    if ev is None or ev.called or call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception)):
+        return
+    text = str(call.excinfo.value).strip().splitlines()
+    ev.record_error(f"{call.excinfo.typename}: {text[0]}" if text else call.excinfo.typename)
+
+
+def _status(session: pytest.Session, exitstatus: int) -> str:
+    if exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldfail or session.shouldstop:
+        return "interrupted"
+    return "completed"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    is_worker = state.worker_id is not None
+    if state.recorder is None and (is_worker or state.run_id is None):
+        return  # evalkit was not used in this process
+    from evalkit.errors import UserError
+    from evalkit.testing import finish, shards
+
+    try:
+        settings = state.settings(_status(session, exitstatus))
+        if is_worker:
+            assert state.recorder is not None
+            finish.finish_worker(state.recorder, settings)
+            return
+        if state.recorder is not None:
+            state.outcome = finish.finish_single(state.recorder, settings)
+        else:
+            assert state.run_id is not None
+            state.outcome = finish.finish_controller(state.run_id, shards.shard_dir(state.run_id), settings)
+    except UserError as exc:
+        state.error = exc.format()
+    if is_worker:
+        return
+    failed_gate = state.outcome is not None and not state.outcome.verdict.passed
+    if (failed_gate or state.error) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or (state.outcome is None and state.error is None):
+        return
+    tr = terminalreporter
+    tr.write_sep("=", "evalkit")
+    if state.error is not None:
+        tr.write_line(f"evalkit: the run could not be recorded: {state.error}", red=True, bold=True)
+        return
+    assert state.outcome is not None
+    from evalkit.testing.finish import render
+
+    table, lines = render(state.outcome, tr._tw.fullwidth, tr.hasmarkup)
+    tr.write(table)
+    for text, style in lines:
+        tr.write_line(text, **style)

@@ -1,0 +1,125 @@
+"""One process's share of a pytest eval run: case results kept in memory, written once at the end.
+
+The per-case path touches no store: results are buffered and written in one batch when the
+process finishes (to the workspace store, or to this worker's shard under xdist). The store is
+opened earlier only when the tracer needs it for spans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import importlib.util
+import threading
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from evalkit.schema import Case, CaseResult
+    from evalkit.store.db import Store
+    from evalkit.testing.cases import CaseSource
+
+T = TypeVar("T")
+
+
+def tracing_available() -> bool:
+    return importlib.util.find_spec("evalkit.tracing.setup") is not None
+
+
+class Recorder:
+    """Buffers this process's case results (a runner ``Sink``) and owns the store they go to."""
+
+    def __init__(self, run_id: str, store_path: Path, *, tracing: bool = True) -> None:
+        self.run_id = run_id
+        self.store_path = store_path
+        self.tracing = tracing
+        self.started_at = datetime.now(UTC)
+        self.results: dict[tuple[str, int], tuple[CaseResult, Case]] = {}
+        self.owner: dict[tuple[str, int], str] = {}
+        self.sources: dict[str, CaseSource] = {}
+        self.duplicates: list[str] = []
+        self._store: Store | None = None
+        self._tracer: Any = None
+        self._tracer_ready = False
+        self._loop: asyncio.Runner | None = None
+
+    # -- the runner's sink -------------------------------------------------------------------
+    def add(self, result: CaseResult, case: Case) -> None:
+        self.results[(result.case_id, result.repeat)] = (result, case)
+
+    def claim(self, case_id: str, repeat: int, nodeid: str) -> None:
+        """Note which test recorded a case; a second test recording it replaces the first."""
+        key = (case_id, repeat)
+        prev = self.owner.get(key)
+        if prev is not None and prev != nodeid:
+            self.duplicates.append(f"{case_id} (r{repeat}): {prev} and {nodeid}")
+        self.owner[key] = nodeid
+
+    # -- store and tracer --------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from evalkit.store.db import Store
+
+            self._store = Store(self.store_path)
+        return self._store
+
+    @property
+    def tracer(self) -> Any:
+        """The span tracer writing to this process's store, or None (tracing off or not installed)."""
+        if not self._tracer_ready:
+            self._tracer_ready = True
+            if self.tracing and tracing_available():
+                from evalkit.api import _make_tracer
+
+                self._tracer = _make_tracer(self.store)
+        return self._tracer
+
+    # -- running coroutines from sync tests --------------------------------------------------
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on this process's loop, or on a helper thread inside a running loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            if self._loop is None:
+                self._loop = asyncio.Runner()
+            return self._loop.run(coro, context=contextvars.copy_context())
+        box: dict[str, Any] = {}
+        context = contextvars.copy_context()  # the current case and span, for the helper thread
+
+        def work() -> None:
+            try:
+                box["value"] = context.run(asyncio.run, coro)
+            except BaseException as exc:
+                box["error"] = exc
+
+        t = threading.Thread(target=work, name="evalkit-evaluate")
+        t.start()
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    # -- the end -----------------------------------------------------------------------------
+    def write(self, run_row: dict[str, Any]) -> Store:
+        """Create the run row and write every buffered result (one batch); flush spans."""
+        store = self.store
+        store.create_run(run_row)
+        if self.results:
+            pairs = list(self.results.values())
+            inputs = {c.id: c.model_dump(mode="json", include={"input", "expected", "metadata"}) for _, c in pairs}
+            store.write_results([r for r, _ in pairs], inputs)
+        flush = getattr(self._tracer, "flush", None)
+        if flush is not None:
+            flush()
+        return store
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
