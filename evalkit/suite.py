@@ -65,6 +65,7 @@ class Suite:
     raw: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # optional scorers that cannot run here, with why
+    lines: dict[Any, int] = field(default_factory=dict)  # YAML path -> line, for later error messages
 
 
 def _inside(path: Path, roots: list[Path]) -> bool:
@@ -139,5 +140,5 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     thresholds = spec.thresholds if isinstance(spec.thresholds, list) else [spec.thresholds]
     return Suite(
         name=spec.name, cases=cases, target=target, scorers=scorers, thresholds=thresholds, defaults=defaults,
-        path=p, dataset_path=dataset_path, agent=spec.agent, raw=data, tags=spec.tags, skipped=skipped,
+        path=p, dataset_path=dataset_path, agent=spec.agent, raw=data, tags=spec.tags, skipped=skipped, lines=lines,
     )

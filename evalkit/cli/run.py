@@ -115,12 +115,22 @@ def _model_settings(no_cache: bool, concurrency: int) -> None:
 
 def _thresholds(s: Any, cli: list[str] | None, lower_bound: bool, suite_path: Path) -> list[Any]:
     from evalkit.gate import known_metric_names, parse_thresholds, validate_metric_names
+    from evalkit.yaml_lines import line_of
 
     mode = "lower_bound" if lower_bound else None
-    ths = parse_thresholds(s.thresholds, source=str(suite_path), mode=mode) if s.thresholds else []
-    ths += parse_thresholds(cli or [], source="--threshold", mode=mode)
-    validate_metric_names(ths, known_metric_names([x.name for x in s.scorers]), source=str(suite_path))
-    return ths
+    known = known_metric_names([x.name for x in s.scorers])
+    ths = []
+    for i, item in enumerate(s.thresholds):
+        try:
+            parsed = parse_thresholds([item], source=str(suite_path), mode=mode)
+            validate_metric_names(parsed, known, source=str(suite_path))
+        except UserError as exc:  # point at the threshold's own line
+            exc.line = exc.line or line_of(s.lines, ("thresholds", i))
+            raise UserError(exc.message, file=exc.file, line=exc.line) from None
+        ths += parsed
+    cli_ths = parse_thresholds(cli or [], source="--threshold", mode=mode)
+    validate_metric_names(cli_ths, known, source="--threshold")
+    return ths + cli_ths
 
 
 def _continue_run(st: Any, s: Any, plan: Any, resume: str | None, retry_errors: str | None) -> None:

@@ -112,11 +112,11 @@ def _resolve(name: str) -> tuple[Factory, str | None]:
             raise UserError(f"cannot import scorer '{name}': {exc}") from None
         factory: Factory = obj if getattr(obj, "__evalkit_factory__", False) else (lambda: _adapt(obj))
         return factory, None
-    try:
-        from evalkit.judging.scorer import judge_scorer, lookup_judge
-    except ImportError:
-        lookup_judge = None  # type: ignore[assignment]
-    if lookup_judge is not None and lookup_judge(name) is not None:
+    from evalkit.judging.scorer import judge_scorer, lookup_judge
+
+    if name == "judge":  # `- judge: {judge: path/to/judge.yaml, ...}`
+        return judge_scorer, None
+    if lookup_judge(name) is not None:
         return judge_scorer, name
     known = ", ".join(registered())
     raise UserError(f"unknown scorer '{name}' (known: {known}; or a judge name, or module:function)")
