@@ -21,6 +21,7 @@ provider credentials must be set in the workers' environment (they are never shi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -80,7 +81,7 @@ class ChunkJob:
     chunk: int
     cases: list[Case]
     skip: list[tuple[str, int]] = field(default_factory=list)
-    flush_rows: int = 2000
+    flush_rows: int = 500
 
 
 @dataclass
@@ -138,6 +139,19 @@ def _worker_tracer(job: ChunkJob) -> tuple[Any, ShardSpanStore | None]:
     return tracer_for_store(spans), spans  # type: ignore[arg-type]  # the span sink only calls insert_arrow
 
 
+def _discard_loop() -> None:
+    global _loop
+    loop, _loop = _loop, None
+    if loop is None or loop.is_closed():
+        return
+    tasks = asyncio.all_tasks(loop)
+    for t in tasks:
+        t.cancel()
+    with contextlib.suppress(BaseException):
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
+
+
 def run_chunk(job: ChunkJob) -> ChunkReport:
     """Run one chunk in this process (a Ray task body; also callable directly)."""
     global _loop, _model_share
@@ -169,7 +183,11 @@ def run_chunk(job: ChunkJob) -> ChunkReport:
         )
         if _loop is None or _loop.is_closed():
             _loop = asyncio.new_event_loop()  # kept: HTTP clients and model limiters live per loop
-        outcome = _loop.run_until_complete(runner.run(job.cases))
+        try:
+            outcome = _loop.run_until_complete(runner.run(job.cases))
+        except BaseException:  # cancelled (ray.cancel) or broken: no task of this chunk may outlive it
+            _discard_loop()
+            raise
         sink.flush()
         if tracer is not None:
             tracer.flush()
@@ -246,6 +264,7 @@ def _connect(address: str | None, num_workers: int | None) -> bool:
         except Exception as exc:
             raise UserError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
         return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local Ray started for one run stays offline
     ray.init(num_cpus=num_workers or os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     return True
