@@ -5,9 +5,11 @@ mlflow is imported only inside the commands (it costs ~2 s), never when the CLI 
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -227,10 +229,25 @@ def import_(
                   f"{len(report.mlflow_skipped)} already present")
 
 
+def _one_line(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Report tracking failures (server unreachable, request refused) as one line, exit code 3."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from evalkit.tracking.errors import TrackingError, as_user_error
+
+        try:
+            return fn(*args, **kwargs)
+        except TrackingError as exc:
+            raise as_user_error(exc) from None
+
+    return wrapper
+
+
 def register(app: typer.Typer) -> None:
     """Mount the MLflow commands on the root app."""
-    app.command("leaderboard")(leaderboard)
-    app.command("compare")(compare)
-    app.command("sync")(sync)
-    app.command("export")(export)
-    app.command("import")(import_)
+    app.command("leaderboard")(_one_line(leaderboard))
+    app.command("compare")(_one_line(compare))
+    app.command("sync")(_one_line(sync))
+    app.command("export")(_one_line(export))
+    app.command("import")(_one_line(import_))

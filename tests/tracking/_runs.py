@@ -1,0 +1,35 @@
+"""Realistic runs for the tracking tests, made with ``evalkit.evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from evalkit import evaluate
+from evalkit.schema import Case, Score
+from evalkit.targets.python_callable import from_callable
+
+JUDGE_SHA = "ab" * 32
+
+
+def make_run(store: Path | str, *, quality: float = 0.8, n: int = 12, agent: str = "bot", version: str = "1.0",
+             suite: str = "qa", judge: bool = True) -> str:
+    """A run of ``n`` cases whose answers are right for the first ``quality`` share; returns its id."""
+    good = round(quality * n)
+    cases = [{"id": f"c{i:02d}", "input": f"question {i}", "expected": f"answer {i}"} for i in range(n)]
+
+    def answer(text: str) -> str:
+        i = int(text.split()[-1])
+        return f"answer {i}" if i < good else "no idea"
+
+    target = from_callable(answer)
+    target.name, target.version = agent, version
+
+    def helpful(case: Case, output: Any) -> Score:
+        ok = output == case.expected
+        return Score(name="helpful", value=4.0 if ok else 2.0, passed=ok, rationale="judged",
+                     metadata={"judge": "helpful@2", "prompt_sha256": JUDGE_SHA, "model": "mock/judge"})
+
+    scorers: list[Any] = ["exact_match"] + ([helpful] if judge else [])
+    res = evaluate(cases, target=target, scorers=scorers, suite_name=suite, store=store, tracing=False)
+    return res.run_id

@@ -1,0 +1,108 @@
+"""Pieces of the tracking package that need no MLflow store: URIs, redaction, payload, ranking, output."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from evalkit.store.db import open_store
+from evalkit.tracking.errors import TrackingUnavailable
+from evalkit.tracking.leaderboard import Board, Entry, interval_keys, lower_is_better, parse_since, rank
+from evalkit.tracking.payload import build_payload
+from evalkit.tracking.redact import REDACTED, redact, secret_values
+from evalkit.tracking.render import FORMATS, render_board
+from evalkit.tracking.uri import experiment_name, probe, resolve_tracking_uri
+from tests.tracking._runs import JUDGE_SHA, make_run
+
+
+def test_embedded_uri_sits_beside_the_store(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = workspace / ".evalkit" / "evalkit.duckdb"
+    assert resolve_tracking_uri(store) == f"sqlite:///{workspace / '.evalkit' / 'mlflow.db'}"
+    assert resolve_tracking_uri(store, "http://127.0.0.1:1") == "http://127.0.0.1:1"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:2")
+    assert resolve_tracking_uri(store) == "http://127.0.0.1:2"
+
+
+def test_team_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVALKIT_TEAM", raising=False)
+    assert experiment_name("qa") == "qa"
+    assert experiment_name("qa", "search") == "search/qa"
+    monkeypatch.setenv("EVALKIT_TEAM", "ranking/")
+    assert experiment_name("qa") == "ranking/qa"
+    assert experiment_name("qa", "") == "qa"
+
+
+def test_unreachable_server_fails_fast(dead_uri: str) -> None:
+    with pytest.raises(TrackingUnavailable, match="unreachable"):
+        probe(dead_uri, timeout_s=2)
+
+
+def test_redaction_by_name_and_by_value() -> None:
+    env = {"OPENAI_API_KEY": "sk-very-secret-1", "GH_TOKEN": "ghp_abcdef", "HOME": "/root"}
+    secrets = secret_values(env)
+    out = redact({"x_api_key": "anything", "url": "https://h/?k=sk-very-secret-1", "home": "/root",
+                  "evalkit.judge.client_secret": "s"}, secrets)
+    assert out == {"x_api_key": REDACTED, "url": f"https://h/?k={REDACTED}", "home": "/root",
+                   "evalkit.judge.client_secret": REDACTED}
+
+
+def test_payload_has_metrics_tags_and_judges(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = workspace / ".evalkit" / "evalkit.duckdb"
+    run_id = make_run(store, agent="sk-live-abcdef123")
+    monkeypatch.setenv("SERVICE_TOKEN", "sk-live-abcdef123")
+    with open_store(store) as st:
+        run = st.get_run(run_id)
+        p = build_payload(st, run, team="search")
+    summary = run["summary"]
+    assert {"exact_match/mean", "exact_match/pass_rate", "exact_match/ci_low", "exact_match/ci_high",
+            "helpful/mean", "errors/rate", "latency_ms/p50", "latency_ms/p95", "tokens/total", "cost_usd/total",
+            "cases"} <= set(p.metrics)
+    assert p.metrics["exact_match/mean"] == pytest.approx(summary["scorers"][0]["mean"])
+    assert p.tags["evalkit.run_id"] == run_id
+    assert p.tags["evalkit.judge.helpful"] == "helpful@2"
+    assert p.tags["evalkit.judge.helpful.prompt_sha256"] == JUDGE_SHA
+    assert p.tags["evalkit.team"] == "search"
+    assert p.params["judge_models"] == "mock/judge"
+    assert {"concurrency", "repeats"} <= set(p.params)
+    assert p.params["target"] == REDACTED and p.tags["evalkit.agent"] == REDACTED  # the secret never leaves
+    assert len(p.tags["evalkit.dataset_sha256"]) == 64 and len(p.dataset["digest"]) <= 36
+
+
+def _entry(v: float, lo: float | None, hi: float | None, run: str) -> Entry:
+    return Entry(rank=0, tied=False, run_id=run, suite="qa", agent="a", value=v, ci_low=lo, ci_high=hi,
+                 error_rate=0.0, cost_usd=0.01, started=datetime(2026, 1, 1, tzinfo=UTC), age="1d")
+
+
+def test_ties_are_overlapping_intervals() -> None:
+    rows = rank([_entry(0.9, 0.85, 0.95, "a"), _entry(0.88, 0.80, 0.92, "b"), _entry(0.7, 0.6, 0.79, "c"),
+                 _entry(0.5, None, None, "d"), _entry(0.5, None, None, "e")])
+    assert [(e.rank, e.tied) for e in rows] == [(1, True), (1, True), (3, False), (4, True), (4, True)]
+
+
+def test_metric_conventions() -> None:
+    assert interval_keys("quality/mean") == ("quality/ci_low", "quality/ci_high")
+    assert interval_keys("quality/pass_rate") == ("quality/pass_rate_ci_low", "quality/pass_rate_ci_high")
+    assert interval_keys("cases") is None
+    assert lower_is_better("latency_ms/p95") and lower_is_better("errors/rate") and not lower_is_better("x/mean")
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    assert parse_since("7d", now) == datetime(2026, 3, 3, tzinfo=UTC)
+    assert parse_since("2026-01-31") == datetime(2026, 1, 31, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_board_renders_in_every_format(fmt: str) -> None:
+    board = Board(metric="quality/mean", ascending=False, by=None,
+                  entries=rank([_entry(0.9, 0.85, 0.95, "run-a"), _entry(0.5, 0.4, 0.6, "run-b")]))
+    text = render_board(board, fmt)
+    assert "run-a" in text and "run-b" in text
+    if fmt == "json":
+        assert [e["rank"] for e in json.loads(text)["entries"]] == [1, 2]
+    if fmt == "csv":
+        assert text.splitlines()[0].startswith("rank,run,suite,agent,quality/mean")
+    if fmt == "markdown":
+        assert "| 1 | run-a |" in text
+    if fmt == "html":
+        assert "<table>" in text and "<td>run-a</td>" in text
