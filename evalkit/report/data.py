@@ -164,7 +164,8 @@ def _spans_by_trace(store: Store, run_id: str, strings: Strings) -> dict[str, di
     rows = store.execute(
         "SELECT trace_id, span_id, parent_span_id, name, epoch_us(start_time) / 1000.0,"
         " coalesce(duration_ms, (epoch_us(end_time) - epoch_us(start_time)) / 1000.0, 0.0),"
-        " request_model, input_tokens, output_tokens, tool_name, error_type, status_code FROM spans"
+        " request_model, input_tokens, output_tokens, tool_name, error_type, status_code,"
+        """ coalesce(attributes->>'$."evalkit.scorer"', attributes->>'$."evalkit.target"') FROM spans"""
         " WHERE trace_id IN (SELECT trace_id FROM case_results WHERE run_id = ? AND trace_id IS NOT NULL)"
         " ORDER BY trace_id, start_time, span_id",
         [run_id],
@@ -175,8 +176,14 @@ def _spans_by_trace(store: Store, run_id: str, strings: Strings) -> dict[str, di
     return {trace_id: _waterfall(part, strings) for trace_id, part in by_trace.items()}
 
 
+def _label(name: str | None, detail: str | None) -> str:
+    """A span's name, with the scorer or target it ran when the name alone does not say."""
+    name = name or "span"
+    return f"{name} · {detail}" if detail and detail not in name else name
+
+
 def _waterfall(rows: list[tuple[Any, ...]], strings: Strings) -> dict[str, Any]:
-    """Rows (trace, span, parent, name, start ms, duration ms, model, in, out, tool, error, status) as a tree."""
+    """Rows (trace, span, parent, name, start ms, duration ms, model, in, out, tool, error, status, detail) as a tree."""
     ids = {r[1] for r in rows}
     children: dict[str | None, list[tuple[Any, ...]]] = {}
     for r in rows:
@@ -201,7 +208,7 @@ def _waterfall(rows: list[tuple[Any, ...]], strings: Strings) -> dict[str, Any]:
         total = max(total, start + dur)
         if len(spans) < MAX_SPANS:
             spans.append([
-                depth, strings(r[3] or "span"), round(start, 3), round(dur, 3), strings(r[6]), r[7], r[8],
+                depth, strings(_label(r[3], r[12])), round(start, 3), round(dur, 3), strings(r[6]), r[7], r[8],
                 strings(r[9]), strings(r[10]), 1 if (r[11] or "").upper() == "ERROR" else 0,
             ])
     return {"total": round(total, 3), "spans": spans, "omitted": max(0, len(ordered) - MAX_SPANS)}

@@ -115,14 +115,14 @@ class Browser:
     def log(self, kind: str) -> list[dict[str, Any]]:
         return list(self.cmd("POST", "/se/log", {"type": kind}) or [])
 
-    def requested_urls(self) -> list[str]:
-        """URLs of every request the page started (DevTools ``Network.requestWillBeSent``)."""
-        urls = []
+    def requests(self) -> list[tuple[str, str]]:
+        """(url, document url) of every request started (DevTools ``Network.requestWillBeSent``)."""
+        out = []
         for entry in self.log("performance"):
             msg = json.loads(entry["message"])["message"]
             if msg.get("method") == "Network.requestWillBeSent":
-                urls.append(msg["params"]["request"]["url"])
-        return urls
+                out.append((msg["params"]["request"]["url"], msg["params"].get("documentURL", "")))
+        return out
 
     def close(self) -> None:
         try:

@@ -38,10 +38,14 @@ def _open(browser: Browser, path: Path) -> None:
     assert state == "1", browser.js("return document.body.textContent")
 
 
-def _assert_offline_and_clean(browser: Browser) -> None:
-    urls = browser.requested_urls()
-    assert urls, "the performance log recorded no request at all (not even the page)"
-    assert all(u.startswith("file:") for u in urls), urls
+def _assert_offline_and_clean(browser: Browser, page: Path) -> None:
+    requests = browser.requests()
+    uri = page.resolve().as_uri()
+    mine = [url for url, doc in requests if doc == uri]
+    assert uri in mine, f"the performance log did not record the page itself: {requests}"
+    assert all(u.startswith(("file:", "data:")) for u in mine), mine
+    # nothing at all left the machine (the browser's own chrome:// pages are not network requests)
+    assert not [u for u, _ in requests if u.split(":", 1)[0] in ("http", "https", "ws", "wss", "ftp")], requests
     console = [e["message"] for e in browser.log("browser")]
     assert not [m for m in console if "Content Security Policy" in m or "Refused" in m], console
     assert browser.js("return typeof window.__pwned") == "undefined"
@@ -87,7 +91,7 @@ def test_filter_open_case_rationale_waterfall_offline(browser: Browser, workspac
     assert browser.text(".count") == "20 of 40 cases"
     browser.type("#f-search", "problem number 13?")
     browser.wait("return document.querySelector('.count').textContent === '1 of 40 cases'")
-    _assert_offline_and_clean(browser)
+    _assert_offline_and_clean(browser, path)
 
 
 def test_hostile_input_is_text_and_runs_nothing(browser: Browser, workspace: Path, tmp_path: Path) -> None:
@@ -103,7 +107,7 @@ def test_hostile_input_is_text_and_runs_nothing(browser: Browser, workspace: Pat
     assert browser.js("return document.querySelectorAll('#detail img, #detail script, body img').length") == 0
     assert browser.js("return document.scripts.length") == 2  # the data block and the report script only
     _shot(browser, tmp_path, "report-xss.png")
-    _assert_offline_and_clean(browser)
+    _assert_offline_and_clean(browser, path)
 
 
 def test_large_gzipped_report_and_compare_open(browser: Browser, workspace: Path, tmp_path: Path) -> None:
@@ -117,6 +121,7 @@ def test_large_gzipped_report_and_compare_open(browser: Browser, workspace: Path
     assert browser.js("return document.querySelectorAll('#case-rows tr').length") == 50  # one page
     browser.click("#page-next")
     assert browser.text(".pager .note") == "page 2 of 6"
+    _assert_offline_and_clean(browser, packed)
     diff = write_compare(st, "base", "cand", workspace / "diff.html")
     _open(browser, diff)
     assert "regression" in browser.text("#deltas") or "not tested" in browser.text("#deltas")
@@ -124,4 +129,4 @@ def test_large_gzipped_report_and_compare_open(browser: Browser, workspace: Path
     first = browser.text("#flip-list .flip")
     assert "A (baseline)" in first and "B (candidate)" in first and "pass → fail" in first
     _shot(browser, tmp_path, "report-diff.png")
-    _assert_offline_and_clean(browser)
+    _assert_offline_and_clean(browser, diff)

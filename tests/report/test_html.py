@@ -20,6 +20,8 @@ from evalkit.report.embed import json_for_script
 from evalkit.store.db import Store, open_store
 from tests.report.runs import HOSTILE, make_run
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture
 def store(workspace: Path) -> Store:
@@ -162,3 +164,22 @@ def test_cli_report_and_compare(workspace: Path) -> None:
     assert r.returncode == 2 and "two run ids" in r.stderr
     r = _cli("report", "nope")
     assert r.returncode != 0 and "no run 'nope'" in r.stderr
+
+
+def test_demo_run_with_real_tracing(workspace: Path) -> None:
+    """The demo suite end to end: whatever the tracer records shows up in the case's waterfall."""
+    import evalkit
+
+    res = evalkit.evaluate(REPO / "datasets" / "demo" / "suite.yaml", store=workspace / "demo.duckdb")
+    with open_store(workspace / "demo.duckdb", read_only=True) as st:
+        d = run_payload(st, res.run_id)
+        spans = st.execute("SELECT count(*) FROM spans")[0][0]
+    assert d["run"]["target"] == "it-support-agent"
+    assert len(d["cases"]["id"]) == res.summary.cases
+    if spans == 0:
+        pytest.skip("tracing is not installed in this build: no spans to draw")
+    i = d["cases"]["id"].index("pw-reset-forgot")
+    trace = d["cases"]["trace"][i]
+    assert trace is not None and trace["spans"][0][0] == 0
+    tools = {d["strings"][s[7]] for s in trace["spans"] if s[7] is not None}
+    assert "search_kb" in tools
