@@ -80,127 +80,110 @@ def error_type(attrs: Mapping[str, Any], status: str, events: Sequence[Mapping[s
     return None
 
 
-class SpanColumns:
-    """Accumulates spans column by column."""
+_resources: dict[int, tuple[Any, str | None, str]] = {}
 
-    def __init__(self, redactor: Redactor) -> None:
+
+def _resource(resource: Any) -> tuple[str | None, str]:
+    """(service.name, attributes as JSON) of an SDK resource, cached (the resource is kept alive)."""
+    hit = _resources.get(id(resource))
+    if hit is None or hit[0] is not resource:
+        attrs = dict(getattr(resource, "attributes", None) or {})
+        hit = _resources[id(resource)] = (resource, _str(attrs.get("service.name")), _encode(attrs))
+    return hit[1], hit[2]
+
+
+_NO_TYPED = (None, None, None, None, None, None, None)
+
+
+def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
+    """One ended SDK span as a row tuple in :data:`COLUMNS` order.
+
+    Called as spans end: the row holds only strings and numbers, so the span's object graph is
+    freed at once (keeping hundreds of thousands of live spans queued makes the garbage
+    collector, not the exporter, the bottleneck).
+    """
+    ctx = span._context
+    p = span._parent
+    st = span._status
+    code = st.status_code.name
+    raw = span._attributes
+    a: Mapping[str, Any] = (getattr(raw, "_dict", None) if raw is not None else None) or (raw or {})
+    ev_list = span._events
+    evs = None
+    if ev_list:
+        evs = [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in ev_list]
+    svc, res = _resource(span._resource)
+    if route is not None:
+        trace_hex, run_id, case_id = route.trace_hex, route.run_id, route.case_id
+        if svc == "evalkit":
+            svc = route.tracer.service_name
+    else:
+        trace_hex, run_id, case_id = f"{ctx.trace_id:032x}", None, None
+    if a:
+        tin = a.get("gen_ai.usage.input_tokens")
+        tout = a.get("gen_ai.usage.output_tokens")
+        typed: tuple[Any, ...] = (
+            a.get("gen_ai.operation.name"), a.get("gen_ai.provider.name") or a.get("gen_ai.system"),
+            a.get("gen_ai.request.model"), a.get("gen_ai.response.model"),
+            tin if tin is None or type(tin) is int else _int(tin), tout if tout is None or type(tout) is int else _int(tout),
+            a.get("gen_ai.tool.name"),
+        )
+        err = error_type(a, code, evs) if code == "ERROR" or "error.type" in a else None
+    else:
+        typed = _NO_TYPED
+        err = error_type({}, code, evs) if code == "ERROR" else None
+    return (
+        trace_hex, f"{ctx.span_id:016x}", f"{p.span_id:016x}" if p is not None else None, span._name,
+        kind_name(span._kind), span._start_time, span._end_time, code, st.description, svc, run_id, case_id,
+        *typed, err, _encode(a) if a else None, _encode(evs) if evs else None, res,
+    )
+
+
+def plain_row(row: dict[str, Any]) -> tuple[Any, ...]:
+    """One span given as plain values (ids as hex, times in ns, attributes as a dict) as a row tuple."""
+    a: dict[str, Any] = row.get("attributes") or {}
+    evs = row.get("events") or None
+    code = status_name(row.get("status_code", 0))
+    return (
+        row["trace_id"], row["span_id"], row.get("parent_span_id") or None, row.get("name"),
+        kind_name(row.get("kind", 1)), _int(row.get("start_ns")), _int(row.get("end_ns")), code,
+        row.get("status_message") or None, row.get("service_name"), row.get("run_id"), row.get("case_id"),
+        _str(a.get("gen_ai.operation.name")), _str(a.get("gen_ai.provider.name") or a.get("gen_ai.system")),
+        _str(a.get("gen_ai.request.model")), _str(a.get("gen_ai.response.model")),
+        _int(a.get("gen_ai.usage.input_tokens")), _int(a.get("gen_ai.usage.output_tokens")),
+        _str(a.get("gen_ai.tool.name")), error_type(a, code, evs),
+        _encode(a) if a else None, _encode(evs) if evs else None, row.get("resource"),
+    )
+
+
+class SpanColumns:
+    """A batch of span rows (tuples in :data:`COLUMNS` order)."""
+
+    def __init__(self, redactor: Redactor, rows: list[tuple[Any, ...]] | None = None) -> None:
         self.redactor = redactor
-        self.cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
-        self._resources: dict[int, tuple[str | None, str]] = {}
+        self.rows: list[tuple[Any, ...]] = rows if rows is not None else []
 
     def __len__(self) -> int:
-        return len(self.cols["span_id"])
+        return len(self.rows)
 
-    def _resource(self, resource: Any) -> tuple[str | None, str]:
-        key = id(resource)
-        hit = self._resources.get(key)
-        if hit is None:
-            attrs = dict(getattr(resource, "attributes", None) or {})
-            hit = (_str(attrs.get("service.name")), self.redactor.text(_encode(attrs)))
-            self._resources[key] = hit
-        return hit
-
-    # -- from the SDK ----------------------------------------------------------------------
     def add_sdk(self, items: Iterable[tuple[Any, Route | None]]) -> None:
         """Append ``(ReadableSpan, Route)`` pairs."""
-        c = self.cols
-        trace_id, span_id, parent, name, kind = c["trace_id"], c["span_id"], c["parent_span_id"], c["name"], c["kind"]
-        start, end, scode, smsg, service = c["start_ns"], c["end_ns"], c["status_code"], c["status_message"], c["service_name"]
-        run_id, case_id, op, prov, req, resp = c["run_id"], c["case_id"], c["operation"], c["provider"], c["request_model"], c["response_model"]
-        tin, tout, tool, err, attributes, events, resource = (
-            c["input_tokens"], c["output_tokens"], c["tool_name"], c["error_type"], c["attributes"], c["events"], c["resource"],
-        )
-        kinds: dict[Any, str] = {}
-        for span, route in items:
-            ctx = span._context
-            trace_id.append(route.trace_hex if route is not None else f"{ctx.trace_id:032x}")
-            span_id.append(f"{ctx.span_id:016x}")
-            p = span._parent
-            parent.append(f"{p.span_id:016x}" if p is not None else None)
-            name.append(span._name)
-            k = span._kind
-            kn = kinds.get(k)
-            if kn is None:
-                kn = kinds[k] = kind_name(k)
-            kind.append(kn)
-            start.append(span._start_time)
-            end.append(span._end_time)
-            st = span._status
-            code = st.status_code.name
-            scode.append(code)
-            smsg.append(st.description)
-            raw = span._attributes
-            a: Mapping[str, Any] = (getattr(raw, "_dict", None) if raw is not None else None) or (raw or {})
-            attributes.append(_encode(a) if a else None)
-            ev_list = span._events
-            evs = None
-            if ev_list:
-                evs = [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in ev_list]
-                events.append(_encode(evs))
-            else:
-                events.append(None)
-            svc, res = self._resource(span._resource)
-            tracer = route.tracer if route is not None else None
-            service.append(svc if svc != "evalkit" or tracer is None else tracer.service_name)
-            resource.append(res)
-            run_id.append(route.run_id if route is not None else None)
-            case_id.append(route.case_id if route is not None else None)
-            if a:
-                op.append(a.get("gen_ai.operation.name"))
-                prov.append(a.get("gen_ai.provider.name") or a.get("gen_ai.system"))
-                req.append(a.get("gen_ai.request.model"))
-                resp.append(a.get("gen_ai.response.model"))
-                v = a.get("gen_ai.usage.input_tokens")
-                tin.append(v if type(v) is int else _int(v))
-                v = a.get("gen_ai.usage.output_tokens")
-                tout.append(v if type(v) is int else _int(v))
-                tool.append(a.get("gen_ai.tool.name"))
-                err.append(error_type(a, code, evs) if code == "ERROR" or "error.type" in a else None)
-            else:
-                for col in (op, prov, req, resp, tin, tout, tool):
-                    col.append(None)
-                err.append(error_type({}, code, evs) if code == "ERROR" else None)
+        self.rows.extend(sdk_row(s, r) for s, r in items)
 
-    # -- from decoded OTLP -----------------------------------------------------------------
     def add_plain(self, row: dict[str, Any]) -> None:
-        """Append one span given as plain values (ids as hex, times in ns, attributes as a dict)."""
-        a: dict[str, Any] = row.get("attributes") or {}
-        evs = row.get("events") or None
-        code = status_name(row.get("status_code", 0))
-        c = self.cols
-        c["trace_id"].append(row["trace_id"])
-        c["span_id"].append(row["span_id"])
-        c["parent_span_id"].append(row.get("parent_span_id") or None)
-        c["name"].append(row.get("name"))
-        c["kind"].append(kind_name(row.get("kind", 1)))
-        c["start_ns"].append(_int(row.get("start_ns")))
-        c["end_ns"].append(_int(row.get("end_ns")))
-        c["status_code"].append(code)
-        c["status_message"].append(row.get("status_message") or None)
-        c["service_name"].append(row.get("service_name"))
-        c["run_id"].append(row.get("run_id"))
-        c["case_id"].append(row.get("case_id"))
-        c["operation"].append(_str(a.get("gen_ai.operation.name")))
-        c["provider"].append(_str(a.get("gen_ai.provider.name") or a.get("gen_ai.system")))
-        c["request_model"].append(_str(a.get("gen_ai.request.model")))
-        c["response_model"].append(_str(a.get("gen_ai.response.model")))
-        c["input_tokens"].append(_int(a.get("gen_ai.usage.input_tokens")))
-        c["output_tokens"].append(_int(a.get("gen_ai.usage.output_tokens")))
-        c["tool_name"].append(_str(a.get("gen_ai.tool.name")))
-        c["error_type"].append(error_type(a, code, evs))
-        c["attributes"].append(_encode(a) if a else None)
-        c["events"].append(_encode(evs) if evs else None)
-        c["resource"].append(row.get("resource"))
+        """Append one decoded OTLP span."""
+        self.rows.append(plain_row(row))
 
     # -- out -------------------------------------------------------------------------------
     def to_arrow(self) -> pa.Table:
         """The batch as an Arrow table with the ``spans`` table's columns, secrets masked."""
         import polars as pl
 
-        c = self.cols
+        data = dict(zip(COLUMNS, (list(col) for col in zip(*self.rows, strict=True)), strict=True)) if self.rows else \
+            {c: [] for c in COLUMNS}
         S, I64 = pl.String, pl.Int64
         df = pl.DataFrame(
-            c,
+            data,
             schema={
                 "trace_id": S, "span_id": S, "parent_span_id": S, "name": S, "kind": S, "start_ns": I64, "end_ns": I64,
                 "status_code": S, "status_message": S, "service_name": S, "run_id": S, "case_id": S, "operation": S,
@@ -218,5 +201,6 @@ class SpanColumns:
             red(pl.col("attributes")),
             red(pl.col("events")),
             red(pl.col("status_message")),
+            red(pl.col("resource")),
         ).drop("start_ns", "end_ns")
         return df.to_arrow()

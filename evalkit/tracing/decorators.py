@@ -63,6 +63,8 @@ def trace(fn: Any = None, *, name: str | None = None, kind: Kind = "step") -> An
 
             @functools.wraps(f)
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                if state.HUB is None and current() is None:
+                    return await f(*args, **kwargs)
                 with before(args, kwargs) as sp:
                     result = await f(*args, **kwargs)
                     if sp is not None:
@@ -73,6 +75,8 @@ def trace(fn: Any = None, *, name: str | None = None, kind: Kind = "step") -> An
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if state.HUB is None and current() is None:
+                return f(*args, **kwargs)
             with before(args, kwargs) as sp:
                 result = f(*args, **kwargs)
                 if sp is not None:

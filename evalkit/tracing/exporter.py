@@ -1,4 +1,8 @@
-"""The DuckDB span sink: finished spans queue up and a background thread inserts them in batches.
+"""The DuckDB span sink: finished spans queue up as rows and a background thread inserts them in batches.
+
+Each span becomes a row tuple of strings and numbers as it ends (:func:`sdk_row`), so the queue
+holds no span objects: with the SDK's spans queued instead, the garbage collector's work grows
+with the queue and dominated the cost under load.
 
 Nothing is ever dropped for lack of room: when the queue holds ``max_pending`` spans, the
 thread ending a span waits until the writer has caught up (backpressure). Each batch becomes
@@ -13,7 +17,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from evalkit.tracing.columns import SpanColumns
+from evalkit.tracing.columns import SpanColumns, sdk_row
 from evalkit.tracing.redact import Redactor
 
 if TYPE_CHECKING:
@@ -43,7 +47,7 @@ class DuckDBSpanSink:
         self.written = 0
         self.dropped = 0  # spans lost to a failing insert (never to a full queue)
         self.last_error: BaseException | None = None
-        self._q: collections.deque[tuple[Any, Route | None]] = collections.deque()
+        self._q: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
         self._space = threading.Condition()
         self._write_lock = threading.Lock()
@@ -53,8 +57,18 @@ class DuckDBSpanSink:
 
     # -- producer side (called from SpanProcessor.on_end) ----------------------------------
     def add(self, span: Any, route: Route | None) -> None:
+        try:
+            row = sdk_row(span, route)
+        except Exception as exc:  # an odd span must never break the agent
+            self.dropped += 1
+            _log.debug("evalkit: span not converted: %s", exc)
+            return
+        self.add_row(row)
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """Queue one row (in :data:`~evalkit.tracing.columns.COLUMNS` order)."""
         q = self._q
-        q.append((span, route))
+        q.append(row)
         n = len(q)
         if n >= self.batch_size:
             if not self._wake.is_set():
@@ -101,11 +115,9 @@ class DuckDBSpanSink:
                 total += n
         return total
 
-    def _write(self, batch: list[tuple[Any, Route | None]]) -> None:
-        cols = SpanColumns(self.redactor)
+    def _write(self, batch: list[tuple[Any, ...]]) -> None:
         try:
-            cols.add_sdk(batch)
-            self.store.insert_arrow("spans", cols.to_arrow())
+            self.store.insert_arrow("spans", SpanColumns(self.redactor, batch).to_arrow())
             self.written += len(batch)
         except Exception as exc:  # a broken store must not break the agent; counted and logged
             self.dropped += len(batch)
