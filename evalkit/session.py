@@ -73,6 +73,23 @@ def finalise(store: Store, run_id: str, suite: str, status: str) -> RunSummary:
     return summary
 
 
+def start_run(plan: RunPlan, store: Store, run_id: str) -> None:
+    """Create the run's row with its provenance (or mark a resumed run running again)."""
+    if plan.resume:
+        store.update_run(run_id, status="running")
+        return
+    where = plan.dataset_path.parent if plan.dataset_path else None
+    commit, dirty = git_info(where)
+    plan.config.setdefault("git_branch", git_branch(where))
+    store.create_run({
+        "run_id": run_id, "suite": plan.suite, "status": "running", "started_at": datetime.now(UTC),
+        "target": plan.target.name, "dataset_path": str(plan.dataset_path) if plan.dataset_path else None,
+        "dataset_sha256": file_sha256(plan.dataset_path) if plan.dataset_path else None,
+        "cases_total": plan.total, "repeats": plan.repeats, "concurrency": plan.concurrency,
+        "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(), "config": plan.config,
+    })
+
+
 def execute(
     plan: RunPlan,
     store: Store,
@@ -83,19 +100,7 @@ def execute(
 ) -> RunRecord:
     """Run the plan, writing results as they finish; returns the run's summary."""
     run_id = plan.run_id or new_run_id()
-    if plan.resume:
-        store.update_run(run_id, status="running")
-    else:
-        where = plan.dataset_path.parent if plan.dataset_path else None
-        commit, dirty = git_info(where)
-        plan.config.setdefault("git_branch", git_branch(where))
-        store.create_run({
-            "run_id": run_id, "suite": plan.suite, "status": "running", "started_at": datetime.now(UTC),
-            "target": plan.target.name, "dataset_path": str(plan.dataset_path) if plan.dataset_path else None,
-            "dataset_sha256": file_sha256(plan.dataset_path) if plan.dataset_path else None,
-            "cases_total": plan.total, "repeats": plan.repeats, "concurrency": plan.concurrency,
-            "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(), "config": plan.config,
-        })
+    start_run(plan, store, run_id)
     _warm_up(plan)
     writer = StoreWriter(store)
     runner = Runner(

@@ -34,7 +34,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ from evalkit.batch.parquet_sink import (
 )
 from evalkit.errors import UserError
 from evalkit.schema import Case
-from evalkit.session import RunPlan, RunRecord, finalise
+from evalkit.session import RunPlan, RunRecord, finalise, start_run
 from evalkit.store.db import Store
 
 OVERRIDE_KEYS = frozenset({"target", "scorers", "env"})
@@ -234,24 +233,6 @@ def _count(cases: Iterable[Case]) -> int | None:
         return None
 
 
-def _start_run(plan: RunPlan, store: Store, run_id: str, config: dict[str, Any]) -> None:
-    """Create the run row as :func:`evalkit.session.execute` does (or mark a resumed run running)."""
-    from evalkit.datasets import file_sha256
-    from evalkit.provenance import evalkit_version, git_info
-
-    if plan.resume:
-        store.update_run(run_id, status="running")
-        return
-    commit, dirty = git_info(plan.dataset_path.parent if plan.dataset_path else None)
-    store.create_run({
-        "run_id": run_id, "suite": plan.suite, "status": "running", "started_at": datetime.now(UTC),
-        "target": plan.target.name, "dataset_path": str(plan.dataset_path) if plan.dataset_path else None,
-        "dataset_sha256": file_sha256(plan.dataset_path) if plan.dataset_path else None,
-        "cases_total": plan.total, "repeats": plan.repeats, "concurrency": plan.concurrency,
-        "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(), "config": config,
-    })
-
-
 def _connect(address: str | None, num_workers: int | None) -> bool:
     """Make sure Ray is initialised; True when this call started a local Ray (to stop it afterwards)."""
     import ray
@@ -359,7 +340,8 @@ def run_on_ray(
         size = chunk_size or (min(1000, max(1, math.ceil(total_cases / (workers * 4)))) if total_cases else 500)
         config = {**plan.config, "engine": "ray", "ray": {"workers": workers, "chunk_size": size,
                                                            "address": address or "local"}}
-        _start_run(plan, store, run_id, config)
+        plan.config = config
+        start_run(plan, store, run_id)
         skip = set(plan.skip)
         if plan.resume and shard_dir.exists():  # shards an interrupted driver never merged
             leftover = committed_parts(shard_dir)

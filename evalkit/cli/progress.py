@@ -75,6 +75,15 @@ class Progress:
             sys.stderr.write(f"progress: {snap['done']}/{snap['total']} cases, {snap['cases_per_s']:.0f}/s, "
                              f"ETA {snap['eta_s']} s, errors {snap['errors']}\n")
 
+    def set_totals(self, done: int, errors: int, tokens: int, cost_usd: float) -> None:
+        """Progress reported as running totals (the Ray engine merges results in batches)."""
+        self.done, self.errors, self.tokens, self.cost = done - self.already, errors, tokens, cost_usd
+        if self._file is not None:
+            write_progress(self._file, self.snapshot())
+        if self._bar is not None:
+            snap = self.snapshot()
+            self._bar.update(self._task, completed=snap["done"], rate=f"{snap['cases_per_s']:,.0f}", extra=f"errors {errors}")
+
     def close(self, status: str = "finished") -> None:
         if self._bar is not None:
             self._bar.stop()

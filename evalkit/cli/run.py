@@ -157,14 +157,13 @@ def _execute(plan: Any, st: Any, s: Any, suite_file: Path, no_trace: bool, no_co
              ray_address: str | None, progress: Any) -> Any:
     from evalkit.session import execute
 
-    tracer = None
-    if not no_trace:
-        tracer = _tracer(st, not no_content)
     try:
         if engine == "ray":
             from evalkit.batch.ray_engine import run_on_ray
 
-            return run_on_ray(plan, st, suite_file=suite_file, overrides={}, address=ray_address, tracing=not no_trace)
+            return run_on_ray(plan, st, suite_file=suite_file, overrides={}, address=ray_address, tracing=not no_trace,
+                              on_progress=progress.set_totals)
+        tracer = None if no_trace else _tracer(st, not no_content)
         return execute(plan, st, tracer=tracer, on_result=progress.update)
     finally:
         progress.close()
