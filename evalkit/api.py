@@ -94,7 +94,8 @@ def evaluate(
         suite=name, cases=cases, target=tgt, scorers=bound,
         concurrency=concurrency or defaults.concurrency, timeout_s=timeout_s or defaults.timeout_s,
         repeats=repeats or defaults.repeats, cache=cache, total=len(cases), dataset_path=dataset_path,
-        config={"target": tgt.name, "scorers": [s.config | {"as": s.name} for s in bound]},
+        config={"target": tgt.name, "scorers": [s.config | {"as": s.name} for s in bound],
+                **({"suite": suite.raw, "agent": suite.agent.model_dump()} if suite is not None else {})},
     )
     st = store if isinstance(store, Store) else open_store(None if store is None else Path(store))
     tracer = None
