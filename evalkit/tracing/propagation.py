@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -12,6 +13,8 @@ def inject_traceparent(headers: dict[str, Any]) -> dict[str, Any]:
 
         headers = inject_traceparent({**headers})
     """
+    if "opentelemetry.trace" not in sys.modules:  # no OpenTelemetry loaded: no span can be active
+        return headers
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     TraceContextTextMapPropagator().inject(headers)
