@@ -93,6 +93,14 @@ def _resource(resource: Any) -> tuple[str | None, str]:
 
 
 _NO_TYPED = (None, None, None, None, None, None, None)
+_ENUM_NAMES: dict[int, tuple[Any, str]] = {}  # id(enum member) -> (member, name); Enum hashing is slow
+
+
+def _enum_name(member: Any, convert: Any) -> str:
+    hit = _ENUM_NAMES.get(id(member))
+    if hit is None or hit[0] is not member:
+        hit = _ENUM_NAMES[id(member)] = (member, convert(member))
+    return hit[1]
 
 
 def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
@@ -105,7 +113,7 @@ def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
     ctx = span._context
     p = span._parent
     st = span._status
-    code = st.status_code.name
+    code = _enum_name(st.status_code, status_name)
     raw = span._attributes
     a: Mapping[str, Any] = (getattr(raw, "_dict", None) if raw is not None else None) or (raw or {})
     ev_list = span._events
@@ -134,7 +142,7 @@ def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
         err = error_type({}, code, evs) if code == "ERROR" else None
     return (
         trace_hex, f"{ctx.span_id:016x}", f"{p.span_id:016x}" if p is not None else None, span._name,
-        kind_name(span._kind), span._start_time, span._end_time, code, st.description, svc, run_id, case_id,
+        _enum_name(span._kind, kind_name), span._start_time, span._end_time, code, st.description, svc, run_id, case_id,
         *typed, err, _encode(a) if a else None, _encode(evs) if evs else None, res,
     )
 
