@@ -55,6 +55,8 @@ def import_store(store: Store, folder: Path, run_ids: list[str]) -> tuple[list[s
                 cond = (f"({cond} OR trace_id IN (SELECT trace_id FROM read_parquet('{cases}')"
                         f" WHERE run_id IN ({ids}))) AND span_id NOT IN (SELECT span_id FROM spans)")
             stmts.append(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet('{src}') WHERE {cond}")
+        # the source's MLflow ids mean nothing here: linked again below, or by `evalkit sync`
+        stmts.append(f"UPDATE runs SET mlflow_run_id = NULL WHERE run_id IN ({ids})")
         store.execute("BEGIN TRANSACTION; " + "; ".join(stmts) + "; COMMIT")
     return new, sorted(present)
 

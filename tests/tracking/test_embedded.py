@@ -148,3 +148,30 @@ def test_analyze_runs_when_the_store_has_grown(tracked: Path) -> None:
     make_run(store, n=4)
     cli_json("sync", "--json")
     assert maybe_analyze(uri, min_runs=1)  # doubled
+
+
+def test_export_import_between_workspaces(tracked: Path, mlflow_template: Path) -> None:
+    src = tracked / ".evalkit" / "evalkit.duckdb"
+    logged, unlogged = make_run(src, quality=0.7), make_run(src, quality=0.4)
+    with open_store(src) as st:
+        log_run(st, logged)
+    out = tracked / "export"
+    manifest = cli_json("export", logged, unlogged[:-1], "-o", str(out), "--json")
+    assert {r["run_id"]: r["mlflow"] for r in manifest["runs"]} == {logged: True, unlogged: False}
+    dst = tracked / "other" / "evalkit.duckdb"
+    dst.parent.mkdir()
+    (dst.parent / "mlflow.db").write_bytes(mlflow_template.read_bytes())
+    only_rows = cli_json("import", str(out), "--store", str(dst), "--no-mlflow", "--json")
+    assert sorted(only_rows["store_added"]) == sorted([logged, unlogged])
+    with open_store(dst) as st:  # source MLflow ids are not carried over: sync links them here
+        assert {st.get_run(r)["mlflow_run_id"] for r in (logged, unlogged)} == {None}
+    again = cli_json("import", str(out), "--store", str(dst), "--json")
+    assert again["store_added"] == [] and set(again["mlflow_added"]) == {logged} and set(again["logged"]) == {unlogged}
+    assert cli_json("import", str(out), "--store", str(dst), "--json")["mlflow_added"] == {}
+    before = {r.data.tags["evalkit.run_id"]: r.data.metrics for r in _mlflow_runs(_uri(tracked), "qa")}
+    after = {r.data.tags["evalkit.run_id"]: r.data.metrics for r in _mlflow_runs(f"sqlite:///{dst.parent / 'mlflow.db'}", "qa")}
+    assert set(after) == {logged, unlogged} and after[logged] == before[logged]
+    with open_store(src) as a, open_store(dst) as b:
+        for table in ("case_results", "scores"):
+            q = f"SELECT count(*) FROM {table}"
+            assert a.execute(q) == b.execute(q)
