@@ -42,6 +42,7 @@ class _State:
         self.sources: dict[str, CaseSource] = {}
         self.outcome: Outcome | None = None
         self.error: str | None = None
+        self.shard_errors: list[str] = []
 
     @property
     def repeats(self) -> int:
@@ -125,6 +126,15 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["evalkit_shard_dir"] = str(shards.shard_dir(run_id))
     state.workers = int(getattr(node.config.option, "numprocesses", 0) or 1)
     node.workerinput["evalkit_workers"] = state.workers
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: a worker that could not write its shard says so in its output."""
+    err = getattr(node, "workeroutput", {}).get("evalkit_error")
+    if err:
+        state = node.config.stash[_STATE]
+        state.shard_errors.append(f"worker {node.workerinput.get('workerid', '?')}: {err}")
 
 
 def _bases(config: pytest.Config, path: Path | None) -> list[Path]:
@@ -233,8 +243,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             state.outcome = finish.finish_controller(state.run_id, shards.shard_dir(state.run_id), settings)
     except UserError as exc:
         state.error = exc.format()
+    except Exception as exc:  # never an INTERNALERROR for the results of a session that ran
+        state.error = f"{type(exc).__name__}: {exc}"
     if is_worker:
+        if state.error is not None:  # sent to the controller with the worker's results
+            session.config.workeroutput["evalkit_error"] = state.error  # type: ignore[attr-defined]
         return
+    if state.shard_errors:
+        state.error = "; ".join(filter(None, [state.error, *state.shard_errors]))
     failed_gate = state.outcome is not None and not state.outcome.verdict.passed
     if (failed_gate or state.error) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -246,13 +262,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     tr = terminalreporter
     tr.write_sep("=", "evalkit")
-    if state.error is not None:
-        tr.write_line(f"evalkit: the run could not be recorded: {state.error}", red=True, bold=True)
-        return
-    assert state.outcome is not None
-    from evalkit.testing.finish import render
+    if state.outcome is not None:
+        from evalkit.testing.finish import render
 
-    table, lines = render(state.outcome, tr._tw.fullwidth, tr.hasmarkup)
-    tr.write(table)
-    for text, style in lines:
-        tr.write_line(text, **style)
+        table, lines = render(state.outcome, tr._tw.fullwidth, tr.hasmarkup)
+        tr.write(table)
+        for text, style in lines:
+            tr.write_line(text, **style)
+    if state.error is not None:
+        tr.write_line(f"evalkit: the run could not be fully recorded: {state.error}", red=True, bold=True)

@@ -46,9 +46,10 @@ class _BodyTracer:
     """Tracer for ``run_one`` inside the case span the test body already opened: one trace per case,
     holding the agent's spans from the test body and the runner's target and scorer spans."""
 
-    def __init__(self, inner: Any, body: CaseContext) -> None:
+    def __init__(self, inner: Any, body: CaseContext, *, given: bool) -> None:
         self.inner = inner
         self.body = body
+        self.given = given  # the output came from the test body: no target span to record
 
     @contextlib.contextmanager
     def case_span(self, ctx: CaseContext, case: Case) -> Iterator[None]:
@@ -57,6 +58,8 @@ class _BodyTracer:
         yield None
 
     def step_span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
+        if self.given and name == "evalkit.target":
+            return contextlib.nullcontext()  # the agent's own spans from the test body stand for it
         return self.inner.step_span(name, attributes)
 
     def case_spans(self, ctx: CaseContext) -> list[dict[str, Any]]:
@@ -170,7 +173,7 @@ class Evaluator:
                           timeout_s=suite.defaults.timeout_s if suite else 60.0)
         tracer = self.recorder.tracer
         if self._span is not None and case is self.case:
-            tracer = _BodyTracer(tracer, self.body)
+            tracer = _BodyTracer(tracer, self.body, given=output is not _MISSING)
         runner = _TestRunner(tgt, bound, opts, self.recorder, tracer=tracer)
         if output is not _MISSING:
             runner.body_ms = (time.perf_counter() - self.started) * 1000

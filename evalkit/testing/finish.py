@@ -148,7 +148,7 @@ def finish_single(recorder: Recorder, settings: Settings) -> Outcome:
     cfg = process_config(recorder, settings)
     sources, dupes = _merge_configs([cfg])
     try:
-        suites = _load_suites(sources)
+        suites = [s.suite for s in recorder.sources.values() if s.suite is not None]
         row = _run_row(recorder.run_id, sources, suites, len(recorder.results), settings)
         store = recorder.write(row)
         return _conclude(store, recorder.run_id, suites, settings, _dupe_notes(dupes), row["suite"])

@@ -43,7 +43,7 @@ class Recorder:
         self._store: Store | None = None
         self._tracer: Any = None
         self._tracer_ready = False
-        self._loop: asyncio.Runner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the runner's sink -------------------------------------------------------------------
     def add(self, result: CaseResult, case: Case) -> None:
@@ -73,8 +73,12 @@ class Recorder:
             self._tracer_ready = True
             if self.tracing and tracing_available():
                 from evalkit.api import _make_tracer
+                from evalkit.errors import StoreError
 
-                self._tracer = _make_tracer(self.store)
+                try:
+                    self._tracer = _make_tracer(self.store)
+                except StoreError:
+                    self.tracing = False  # the session end reports the store problem once
         return self._tracer
 
     # -- running coroutines from sync tests --------------------------------------------------
@@ -83,9 +87,12 @@ class Recorder:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
+            # A bare loop, not asyncio.Runner: its per-call SIGINT handler swap formats the task's
+            # repr (the case included) twice per call, which cost more than the scoring.
             if self._loop is None:
-                self._loop = asyncio.Runner()
-            return self._loop.run(coro, context=contextvars.copy_context())
+                self._loop = asyncio.new_event_loop()
+            task = self._loop.create_task(coro, context=contextvars.copy_context())
+            return self._loop.run_until_complete(task)
         box: dict[str, Any] = {}
         context = contextvars.copy_context()  # the current case and span, for the helper thread
 
@@ -118,6 +125,7 @@ class Recorder:
 
     def close(self) -> None:
         if self._loop is not None:
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
             self._loop = None
         if self._store is not None:

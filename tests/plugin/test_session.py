@@ -42,6 +42,14 @@ from agent import answer
 def test_mini(case, evaluate):
     evaluate(case, answer(case.input_text))  # scored and recorded, never asserted
 '''
+TARGET = '''
+from evalkit.testing import cases
+
+
+@cases("suite.yaml")
+def test_mini(case, evaluate):
+    evaluate(case)  # runs the suite's target; scored and recorded, never asserted
+'''
 STRICT = '''
 from evalkit.testing import cases
 from agent import answer
@@ -66,7 +74,7 @@ def _runs(project: Project) -> list[tuple[str, str, int]]:
 
 
 def test_a_missed_suite_threshold_fails_the_session_though_every_case_test_passed(project: Project) -> None:
-    _mini(project, LENIENT, bar=0.9)
+    _mini(project, TARGET, bar=0.9)
     res = project.pytest()
     assert res.outcomes() == {"passed": 4}, res.out
     assert res.ret == 1
@@ -74,6 +82,8 @@ def test_a_missed_suite_threshold_fails_the_session_though_every_case_test_passe
     (_, status, total), = _runs(project)
     (gate,), = project.query("SELECT gate FROM runs")
     assert (status, total, json.loads(gate)["status"]) == ("completed", 4, "failed")
+    calls = project.query("SELECT tool_calls FROM case_results WHERE case_id = 'good1'")
+    assert [c["name"] for c in json.loads(calls[0][0])] == ["lookup"]  # the target ran inside the case
 
 
 def test_subsets_with_lf_k_and_x_each_write_a_run_of_what_ran(project: Project) -> None:
@@ -119,6 +129,15 @@ def test_a_test_that_fails_before_evaluate_is_an_errored_case(project: Project) 
     assert (status, error) == ("error", "test failed: RuntimeError: agent exploded")
     # one errored case in four is over the suite's 5 % error budget: the gate says so
     assert "evalkit gate FAILED (infra_error): error rate 25.0% exceeds" in res.out
+
+
+def test_an_unusable_store_fails_the_session_with_one_clear_line(project: Project) -> None:
+    _mini(project, LENIENT)
+    (project.path / "a-folder").mkdir()
+    res = project.pytest("--evalkit-store", "a-folder")
+    assert (res.ret, res.outcomes()) == (1, {"passed": 4}), res.out
+    assert "evalkit: the run could not be fully recorded: " in res.out and "a-folder: cannot open the store" in res.out
+    assert "INTERNALERROR" not in res.out
 
 
 def test_the_plugin_does_nothing_where_evalkit_is_not_used(project: Project) -> None:

@@ -109,3 +109,12 @@ def test_the_recorder_runs_coroutines_with_and_without_a_running_loop(tmp_path: 
     finally:
         rec.close()
     assert not (tmp_path / "s.duckdb").exists()  # nothing recorded, nothing opened
+
+
+def test_a_case_recorded_by_two_tests_is_kept_once_and_reported(tmp_path: Path) -> None:
+    rec = Recorder("R", tmp_path / "s.duckdb", tracing=False)
+    rec.claim("c1", 0, "test_a.py::test_one[c1]")
+    rec.claim("c1", 0, "test_a.py::test_one[c1]")  # the same test again (evaluate called twice)
+    assert rec.duplicates == []
+    rec.claim("c1", 0, "test_b.py::test_two[c1]")
+    assert rec.duplicates == ["c1 (r0): test_a.py::test_one[c1] and test_b.py::test_two[c1]"]
