@@ -200,6 +200,7 @@ def evaluate(request: pytest.FixtureRequest) -> Iterator[Evaluator]:
         yield ev
     finally:
         ev.exit()
+        del item.stash[_EVALUATOR]  # the call report has been made; keep nothing per item
 
 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
