@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -77,7 +77,7 @@ def evaluate(
             cases = load_dataset(dataset_path)
         else:
             dataset_path = None
-            cases = coerce_cases(cases_or_suite)
+            cases = coerce_cases(cast("Iterable[Case | dict[str, Any] | str]", cases_or_suite))
         if target is None:
             raise UserError("evaluate() needs target= when given cases rather than a suite")
         tgt = build_target(target)
@@ -94,8 +94,9 @@ def evaluate(
         suite=name, cases=cases, target=tgt, scorers=bound,
         concurrency=concurrency or defaults.concurrency, timeout_s=timeout_s or defaults.timeout_s,
         repeats=repeats or defaults.repeats, cache=cache, total=len(cases), dataset_path=dataset_path,
-        config={"target": tgt.name, "scorers": [s.config | {"as": s.name} for s in bound],
-                **({"suite": suite.raw, "agent": suite.agent.model_dump()} if suite is not None else {})},
+        config={"target": tgt.name, "scorers": [s.config | {"as": s.name} for s in bound], "models": tgt.models,
+                "agent": {"name": tgt.name, "version": tgt.version},
+                **({"suite": suite.raw} if suite is not None else {})},
     )
     st = store if isinstance(store, Store) else open_store(None if store is None else Path(store))
     tracer = None
@@ -111,8 +112,6 @@ def evaluate(
 
 
 def _make_tracer(store: Store) -> Any:
-    try:
-        from evalkit.tracing.setup import tracer_for_store
-    except ImportError:
-        return None
+    from evalkit.tracing.setup import tracer_for_store
+
     return tracer_for_store(store)

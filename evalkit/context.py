@@ -31,6 +31,10 @@ class CaseContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
     def record_tool_call(self, name: str, arguments: dict[str, Any] | None = None) -> None:
+        if arguments:
+            from evalkit.tracing.redact import redact_arguments
+
+            arguments = redact_arguments(arguments)
         self.tool_calls.append(ToolCall(name=name, arguments=arguments or {}))
 
     def record_usage(self, usage: Usage) -> None:

@@ -21,10 +21,10 @@ class RunDefaults(BaseModel):
     """Run settings a suite may fix; the command line overrides them."""
 
     model_config = ConfigDict(extra="forbid")
-    concurrency: int = Field(16, ge=1, le=10_000)
-    timeout_s: float = Field(60.0, gt=0)
-    repeats: int = Field(1, ge=1, le=1000)
-    max_error_rate: float = Field(0.05, ge=0, le=1)
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    timeout_s: float = Field(default=60.0, gt=0)
+    repeats: int = Field(default=1, ge=1, le=1000)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
 
 
 class AgentInfo(BaseModel):
@@ -44,7 +44,7 @@ class SuiteSpec(BaseModel):
     scorers: list[str | dict[str, Any]] = Field(min_length=1)
     thresholds: list[Any] | dict[str, Any] = Field(default_factory=list)
     defaults: RunDefaults = Field(default_factory=RunDefaults)
-    repeats: int | None = Field(None, ge=1, le=1000)
+    repeats: int | None = Field(default=None, ge=1, le=1000)
     agent: AgentInfo = Field(default_factory=AgentInfo)
     tags: list[str] = Field(default_factory=list)
 

@@ -46,7 +46,10 @@ def run(
     no_cache: Annotated[bool, Opt("--no-cache", help="Do not read or write the LLM response cache.")] = False,
     no_trace: Annotated[bool, Opt("--no-trace", help="Do not record OpenTelemetry spans.")] = False,
     no_content: Annotated[bool, Opt("--no-content", help="Do not capture prompts and completions in spans.")] = False,
-    no_mlflow: Annotated[bool, Opt("--no-mlflow", help="Do not log the run to MLflow.")] = False,
+    no_mlflow: Annotated[bool, Opt("--no-mlflow", envvar="EVALKIT_NO_MLFLOW",
+                                   help="Do not log the run to MLflow.")] = False,
+    collect: Annotated[int | None, Opt("--collect", help="Receive remote agents' OTLP/HTTP spans on this port "
+                                       "during the run (127.0.0.1).")] = None,
     team: Annotated[str | None, Opt(envvar="EVALKIT_TEAM", help="Prefix MLflow experiments with TEAM/.")] = None,
     json_out: JsonOpt = False,
 ) -> int:
@@ -78,15 +81,24 @@ def run(
         suite=s.name, cases=cases, target=s.target, scorers=s.scorers,
         concurrency=concurrency or s.defaults.concurrency, timeout_s=timeout or s.defaults.timeout_s,
         repeats=repeats, cache=not no_cache, total=len(cases) * repeats, dataset_path=s.dataset_path,
-        config={"suite_file": str(suite), "suite": s.raw, "target": s.target.name, "agent": s.agent.model_dump(),
-                "shard": shard, "engine": engine},
+        config={"suite_file": str(suite), "suite": s.raw, "target": s.target.name, "models": s.target.models,
+                "agent": {"name": s.target.name, "version": s.target.version}, "shard": shard, "engine": engine},
     )
     st = open_store(store)
     try:
         _continue_run(st, s, plan, resume, retry_errors)
         plan.run_id = plan.run_id or new_run_id()
-        record = _execute(plan, st, s, suite, no_trace, no_content, engine, ray_address,
-                          Progress(plan.total, s.name, st.path, plan.run_id, done=len(plan.skip)))
+        receiver = None
+        if collect is not None:
+            from evalkit.tracing.receiver import start_receiver
+
+            receiver = start_receiver(st, "127.0.0.1", collect)
+        try:
+            record = _execute(plan, st, s, suite, no_trace, no_content, engine, ray_address,
+                              Progress(plan.total, s.name, st.path, plan.run_id, done=len(plan.skip)))
+        finally:
+            if receiver is not None:
+                receiver.close()
         gate = _gate(st, record, s, thresholds, baseline, fail_on_regression, min_effect,
                      max_error_rate if max_error_rate is not None else s.defaults.max_error_rate)
         _outputs(st, record, gate, junit, markdown, json_file, html)
@@ -170,14 +182,9 @@ def _execute(plan: Any, st: Any, s: Any, suite_file: Path, no_trace: bool, no_co
 
 
 def _tracer(st: Any, capture_content: bool) -> Any:
-    try:
-        from evalkit.tracing.setup import tracer_for_store
-    except ImportError:
-        return None
-    try:
-        return tracer_for_store(st, capture_content=capture_content)
-    except TypeError:
-        return tracer_for_store(st)
+    from evalkit.tracing.setup import tracer_for_store
+
+    return tracer_for_store(st, capture_content=capture_content)
 
 
 def _gate(st: Any, record: Any, s: Any, thresholds: list[Any], baseline: str | None, fail_on_regression: bool,
@@ -226,15 +233,15 @@ def _outputs(st: Any, record: Any, gate: Any, junit: Path | None, markdown: Path
 
 
 def _log_mlflow(st: Any, run_id: str, suite_file: Path, team: str | None) -> str | None:
-    try:
-        from evalkit.tracking.mlflow_log import log_run
-    except ImportError:
-        return None
+    from evalkit.tracking.errors import TrackingError
+    from evalkit.tracking.mlflow_log import log_run
+
     try:
         return str(log_run(st, run_id, suite_file=suite_file, team=team))
-    except UserError:
-        raise
-    except Exception as exc:  # the run is safe in DuckDB; `evalkit sync` logs it later
+    except TrackingError as exc:  # the run is safe in DuckDB; `evalkit sync` logs it later
+        console(stderr=True).print(f"[yellow]warning: {exc}; the run is in the store, `evalkit sync` logs it later[/yellow]")
+        return None
+    except Exception as exc:  # never lose a finished run to a tracking bug
         console(stderr=True).print(f"[yellow]warning: MLflow logging failed ({type(exc).__name__}: {exc}); "
                                    f"results are in the store, run `evalkit sync` later[/yellow]")
         return None

@@ -96,7 +96,7 @@ def registered() -> list[str]:
 
 
 def _load_builtins() -> None:
-    from evalkit.scorers import budget, structured, text, trajectory  # noqa: F401
+    from evalkit.scorers import budget, spans_scorers, structured, text, trajectory  # noqa: F401
 
 
 def _resolve(name: str) -> tuple[Factory, str | None]:
@@ -139,7 +139,7 @@ def _validate_args(factory: Factory, name: str, args: dict[str, Any]) -> dict[st
         default = ... if p.default is inspect.Parameter.empty else p.default
         # aliased so argument names like ``schema`` cannot clash with BaseModel attributes
         fields[f"arg_{p.name}"] = (ann, Field(default, alias=p.name))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{name}_args", __config__=ConfigDict(extra="allow" if var_kw else "forbid", arbitrary_types_allowed=True), **fields
     )
     try:
@@ -200,7 +200,7 @@ def build_scorer(spec: str | dict[str, Any] | Callable[..., Any] | BoundScorer) 
     if isinstance(spec, BoundScorer):
         return spec
     if callable(spec):
-        nm = getattr(spec, "__evalkit_scorer_name__", None) or getattr(spec, "__name__", "scorer")
+        nm = str(getattr(spec, "__evalkit_scorer_name__", None) or getattr(spec, "__name__", "scorer"))
         return BoundScorer(name=nm, fn=_adapt(spec), config={"callable": f"{spec.__module__}:{getattr(spec, '__qualname__', nm)}"})
     if isinstance(spec, str):
         name, args = spec, {}

@@ -40,13 +40,13 @@ def build_target(spec: Any, base_dir: Path | None = None) -> Target:
             t.version = spec.get("version", t.version)
             return t
         if "model" in spec:
-            from evalkit.targets import model
+            from evalkit.targets.model import build as build_model
 
-            return model.build(spec, base)
+            return build_model(spec, base)
         if "url" in spec:
-            from evalkit.targets import http
+            from evalkit.targets.http import build as build_http
 
-            return http.build(spec, base)
+            return build_http(spec, base)
     raise UserError(
         "target must be 'module:function', {callable: ...}, {model: ..., prompt: ...} or {url: ...}", field="target"
     )

@@ -122,6 +122,9 @@ def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
 
         headers = {h: os.environ[e] for h, e in s.headers_env.items() if os.environ.get(e)}
         secrets = list(headers.values())
+        from evalkit.tracing.propagation import inject_traceparent
+
+        inject_traceparent(headers)  # after collecting secrets: the traceparent is not one
         body = build_body(s.body, case)
         cfg = settings()
         attempt = 0

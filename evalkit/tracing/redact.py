@@ -88,3 +88,14 @@ class Redactor:
         if isinstance(v, str) and self._literal is not None:
             return self._literal.sub(MASK, v)
         return v
+
+
+_default: Redactor | None = None
+
+
+def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Tool-call arguments with credentials masked (one shared redactor per process)."""
+    global _default
+    if _default is None:
+        _default = Redactor()
+    return dict(_default.value(arguments))

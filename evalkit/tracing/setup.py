@@ -51,7 +51,6 @@ class StoreTracer:
         self.service_name = service_name
         self.redactor = Redactor()
         self.sink = DuckDBSpanSink(store, redactor=self.redactor, batch_size=batch_size, max_pending=max_pending)
-        self._traces: list[int] = []
 
     # -- Tracer protocol -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -68,7 +67,6 @@ class StoreTracer:
         sc = span.get_span_context()
         route = state.Route(trace_hex=f"{sc.trace_id:032x}", run_id=ctx.run_id, case_id=ctx.case_id, tracer=self)
         state.ROUTES[sc.trace_id] = route
-        self._traces.append(sc.trace_id)
         ctx.trace_id = route.trace_hex
         ctx.extras[_SPAN_KEY] = span
         ctx.extras[_ROUTE_KEY] = route
@@ -82,7 +80,8 @@ class StoreTracer:
             otel_context.detach(token)
             self._case_status(span, route)
             route.finished = None
-            span.end()
+            span.end()  # routed synchronously: after this the case needs no route (memory stays flat)
+            state.ROUTES.pop(sc.trace_id, None)
             ctx.extras.pop(_SPAN_KEY, None)
             ctx.extras.pop(_ROUTE_KEY, None)
 
@@ -138,18 +137,10 @@ class StoreTracer:
 
     # -- lifecycle -------------------------------------------------------------------------
     def flush(self) -> None:
-        """Write every finished span of this tracer's cases; forget the cases that have ended."""
+        """Write every finished span of this tracer's cases (routes are dropped as cases end)."""
         with contextlib.suppress(Exception):
             self.hub.provider.force_flush()
         self.sink.close()
-        keep = []
-        for tid in self._traces:
-            route = state.ROUTES.get(tid)
-            if route is not None and route.finished is None:
-                del state.ROUTES[tid]
-            elif route is not None:
-                keep.append(tid)
-        self._traces = keep
 
     @property
     def dropped(self) -> int:

@@ -20,9 +20,9 @@ import os
 
 import pytest
 
+import evalkit
 from evalkit.demo.agent import answer
 from evalkit.schema import Case
-from evalkit.testing import cases
 from evalkit.testing.evaluator import Evaluator
 
 pytestmark = pytest.mark.skipif(
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@cases("datasets/demo/suite.yaml")
+@evalkit.cases("datasets/demo/suite.yaml")
 def test_demo_agent(case: Case, evaluate: Evaluator) -> None:
     output = answer(case.input_text)  # the agent under test; its tool calls are recorded on the case
     result = evaluate(case, output)  # the suite's scorers, recorded in the session's evalkit run
