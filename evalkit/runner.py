@@ -157,7 +157,7 @@ class Runner:
                 latency = (time.perf_counter() - t0) * 1000
                 if error is None:
                     info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,
-                                   trace_id=ctx.trace_id, spans=self.tracer.case_spans(ctx))
+                                   trace_id=ctx.trace_id, spans_source=lambda: self.tracer.case_spans(ctx))
                     scores = await self._score(case, output, info)
                 else:
                     scores = [Score(name=s.name, error="not_scored: target failed") for s in self.scorers]
@@ -183,7 +183,8 @@ class Runner:
             with self.tracer.step_span("evalkit.scorer", {"evalkit.scorer": s.name}):
                 return await s(case, output, info)
 
-        if len(self.scorers) == 1:
-            return await one(self.scorers[0])
+        if len(self.scorers) == 1 or not any(s.is_async for s in self.scorers):
+            # sync scorers never wait: awaiting them in turn saves a task per scorer per case
+            return [sc for s in self.scorers for sc in await one(s)]
         results = await asyncio.gather(*(one(s) for s in self.scorers))
         return [sc for group in results for sc in group]

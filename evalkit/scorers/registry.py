@@ -34,8 +34,16 @@ class RunInfo:
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     trace_id: str | None = None
-    spans: list[dict[str, Any]] = field(default_factory=list)
+    spans_source: Callable[[], list[dict[str, Any]]] | None = None
     error: str | None = None
+    _spans: list[dict[str, Any]] | None = field(default=None, repr=False)
+
+    @property
+    def spans(self) -> list[dict[str, Any]]:
+        """The case's finished spans (built on first use: most scorers never look)."""
+        if self._spans is None:
+            self._spans = self.spans_source() if self.spans_source is not None else []
+        return self._spans
 
 
 ScoreValue = Score | list[Score] | bool | float | int | None
@@ -159,6 +167,11 @@ class BoundScorer:
     fn: ScoreFn
     config: dict[str, Any]
     threshold: float | None = None
+
+    @property
+    def is_async(self) -> bool:
+        """Whether scoring may wait on I/O (then scorers of a case run concurrently)."""
+        return inspect.iscoroutinefunction(self.fn)
 
     async def __call__(self, case: Case, output: Any, run: RunInfo) -> list[Score]:
         try:
