@@ -58,7 +58,10 @@ class Store:
         try:
             if not read_only:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.con: duckdb.DuckDBPyConnection = duckdb.connect(str(self.path), read_only=read_only)
+            # DuckDB would cache up to 80 % of RAM; the writer's buffer pool is bounded so long runs stay
+            # flat (blocks spill to the database file). Readers (sql, reports) keep DuckDB's default.
+            config = {} if read_only else {"memory_limit": os.environ.get("EVALKIT_STORE_MEMORY", "128MB")}
+            self.con: duckdb.DuckDBPyConnection = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except (duckdb.Error, OSError) as exc:
             raise StoreError(_explain(exc, self.path)) from None
         if not read_only:

@@ -35,8 +35,8 @@ class DuckDBSpanSink:
         store: Store,
         *,
         redactor: Redactor | None = None,
-        batch_size: int = 10_000,
-        max_pending: int = 200_000,
+        batch_size: int = 5_000,
+        max_pending: int = 50_000,  # backpressure, not growth: ~1 KB a queued span
         interval_s: float = 0.25,
     ) -> None:
         self.store = store
