@@ -113,7 +113,8 @@ def test_leaderboard_and_compare(tracked: Path) -> None:
     assert entries[0]["ci_low"] < entries[0]["value"] < entries[0]["ci_high"]
     assert entries[0]["error_rate"] == 0.0 and entries[0]["cost_usd"] == 0.0 and entries[0]["age"]
     by_agent = cli_json("leaderboard", "--metric", "exact_match/mean", "--by", "agent", "-f", "json")["entries"]
-    assert [e["group"] for e in by_agent] == ["alpha", "gamma", "beta"]  # agent name when no version logged
+    # one row per agent@version, each its best run
+    assert [e["group"] for e in by_agent] == ["alpha@1", "alpha@2", "gamma@1.0", "beta@1.0"]
     latest = cli_json("leaderboard", "--metric", "exact_match/mean", "--last", "2", "-f", "json")["entries"]
     assert [e["run_id"] for e in latest] == [a2, c]
     assert cli_json("leaderboard", "--since", "1d", "-f", "json")["metric"] == "exact_match/mean"
@@ -126,7 +127,7 @@ def test_leaderboard_and_compare(tracked: Path) -> None:
     cmp = cli_json("compare", a1, b, "-f", "json")
     deltas = {m["metric"]: m for m in cmp["metrics"]}
     assert deltas["exact_match/mean"]["delta"] == pytest.approx(0.1 - 0.9)
-    assert cmp["tags"]["evalkit.agent_ref"] == {"a": "alpha", "b": "beta"}
+    assert cmp["tags"]["evalkit.agent_ref"] == {"a": "alpha@1", "b": "beta@1.0"}
     code, text = cli("compare", a1, "no-such-run")
     assert code == 2 and "not in MLflow" in text
 
