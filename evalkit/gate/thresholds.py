@@ -201,32 +201,17 @@ def check_threshold(
         observed = None if interval is None else (interval[0] if t.op in (">=", ">") else interval[1])
     if observed is None:
         why = "no value (nothing was scored)" if point is None else "no interval (fewer than 2 cases scored)"
-        return ThresholdCheck(
-            metric=t.metric,
-            op=t.op,
-            value=t.value,
-            mode=t.mode,
-            point=point,
-            interval=interval,
-            observed=None,
-            passed=False,
-            message=f"{t}: FAIL, {why}",
-        )
-    ok = bool(_OPS[t.op](observed, t.value))
-    what = "" if t.mode == "point" else (" (CI low)" if t.op in (">=", ">") else " (CI high)")
-    shown = f"{observed:.4g}{what}"
-    if t.mode == "lower_bound" and point is not None:
-        shown += f", point {point:.4g}"
+        ok, message = False, f"{t}: FAIL, {why}"
+    else:
+        ok = bool(_OPS[t.op](observed, t.value))
+        what = "" if t.mode == "point" else (" (CI low)" if t.op in (">=", ">") else " (CI high)")
+        shown = f"{observed:.4g}{what}"
+        if t.mode == "lower_bound" and point is not None:
+            shown += f", point {point:.4g}"
+        message = f"{t}: {'ok' if ok else 'FAIL'} ({shown})"
     return ThresholdCheck(
-        metric=t.metric,
-        op=t.op,
-        value=t.value,
-        mode=t.mode,
-        point=point,
-        interval=interval,
-        observed=observed,
-        passed=ok,
-        message=f"{t}: {'ok' if ok else 'FAIL'} ({shown})",
+        metric=t.metric, op=t.op, value=t.value, mode=t.mode, point=point, interval=interval,
+        observed=observed, passed=ok, message=message,
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from evalkit.schema import Case, Score, ToolCall
 from evalkit.scorers._util import NotScored
 from evalkit.scorers.registry import RunInfo, ScoreFn, register
-from evalkit.scorers.trajectory import _any_order, _in_order, _matches
+from evalkit.scorers.trajectory import compare_trajectory
 
 _LLM_OPERATIONS = ("chat", "text_completion", "generate_content")
 
@@ -66,19 +66,7 @@ def span_tool_calls(mode: Literal["exact", "in_order", "any_order"] = "in_order"
     when the spans carry them (content capture on)."""
 
     def score(case: Case, output: Any, run: RunInfo) -> Score:
-        want = case.expected_tool_calls
-        if want is None:
-            raise NotScored("case has no expected_tool_calls")
-        got = _span_tool_calls(_spans(run))
-        if mode == "exact":
-            ok = len(got) == len(want) and all(_matches(g, w, check_args) for g, w in zip(got, want, strict=True))
-        elif mode == "in_order":
-            ok = _in_order(got, want, check_args)
-        else:
-            ok = _any_order(got, want, check_args)
-        names = " → ".join(g.name for g in got) or "(none)"
-        wanted = " → ".join(w.name for w in want) or "(none)"
-        return Score(name="_", value=ok, passed=ok, rationale=f"spans show {names}; expected {wanted} ({mode})")
+        return compare_trajectory(case, _span_tool_calls(_spans(run)), mode, check_args, verb="spans show")
 
     return score
 

@@ -45,21 +45,25 @@ def tool_calls(mode: Literal["exact", "in_order", "any_order"] = "in_order", che
     """
 
     def score(case: Case, output: Any, run: RunInfo) -> Score:
-        want = case.expected_tool_calls
-        if want is None:
-            raise NotScored("case has no expected_tool_calls")
-        got = run.tool_calls
-        if mode == "exact":
-            ok = len(got) == len(want) and all(_matches(g, w, check_args) for g, w in zip(got, want, strict=True))
-        elif mode == "in_order":
-            ok = _in_order(got, want, check_args)
-        else:
-            ok = _any_order(got, want, check_args)
-        names = " → ".join(g.name for g in got) or "(none)"
-        wanted = " → ".join(w.name for w in want) or "(none)"
-        return Score(name="_", value=ok, passed=ok, rationale=f"called {names}; expected {wanted} ({mode})")
+        return compare_trajectory(case, run.tool_calls, mode, check_args, verb="called")
 
     return score
+
+
+def compare_trajectory(case: Case, got: list[ToolCall], mode: str, check_args: bool, *, verb: str) -> Score:
+    """Score ``got`` against the case's expected tool calls in ``mode`` (shared by the span scorer)."""
+    want = case.expected_tool_calls
+    if want is None:
+        raise NotScored("case has no expected_tool_calls")
+    if mode == "exact":
+        ok = len(got) == len(want) and all(_matches(g, w, check_args) for g, w in zip(got, want, strict=True))
+    elif mode == "in_order":
+        ok = _in_order(got, want, check_args)
+    else:
+        ok = _any_order(got, want, check_args)
+    names = " → ".join(g.name for g in got) or "(none)"
+    wanted = " → ".join(w.name for w in want) or "(none)"
+    return Score(name="_", value=ok, passed=ok, rationale=f"{verb} {names}; expected {wanted} ({mode})")
 
 
 @register("tool_call_count")
