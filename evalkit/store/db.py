@@ -60,7 +60,9 @@ class Store:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             # DuckDB would cache up to 80 % of RAM; the writer's buffer pool is bounded so long runs stay
             # flat (blocks spill to the database file). Readers (sql, reports) keep DuckDB's default.
-            config = {} if read_only else {"memory_limit": os.environ.get("EVALKIT_STORE_MEMORY", "128MB")}
+            config: dict[str, str | bool | int | float | list[str]] = (
+                {} if read_only else {"memory_limit": os.environ.get("EVALKIT_STORE_MEMORY", "128MB")}
+            )
             self.con: duckdb.DuckDBPyConnection = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except (duckdb.Error, OSError) as exc:
             raise StoreError(_explain(exc, self.path)) from None
