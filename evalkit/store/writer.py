@@ -2,7 +2,8 @@
 
 Batches form naturally: while one insert runs, the next results queue up, so a slow disk
 gives bigger batches instead of a slower runner. A crash loses only what is still queued
-(cases that finished in the last few milliseconds).
+(cases that finished in the last few milliseconds). The queue is bounded, so a slow disk slows
+the runner down rather than growing memory.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ _STOP = object()
 class StoreWriter:
     """Sink that writes case results to the store from one background thread."""
 
-    def __init__(self, store: Store, max_batch: int = 2000) -> None:
+    def __init__(self, store: Store, max_batch: int = 2000, max_pending: int = 10_000) -> None:
         self.store = store
         self.max_batch = max_batch
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # bounded: when the disk falls behind, the runner waits instead of memory growing
+        self._q: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
         self._error: BaseException | None = None
         self.written = 0
         self._thread = threading.Thread(target=self._loop, name="evalkit-store-writer", daemon=True)
