@@ -103,3 +103,40 @@ def test_sigkill_leaves_finished_cases_readable(workspace: Path) -> None:
     assert 0 < n_cases < 2000
     assert n_scores == n_cases
     assert con.execute("SELECT count(DISTINCT case_id) FROM case_results").fetchone()[0] == n_cases
+
+
+def test_demo_gate_with_repeats_exit_code_matches_verdict(workspace: Path) -> None:
+    suite = str(REPO / "datasets/demo/suite.yaml")
+    strict = cli("run", suite, "--no-mlflow", "--no-trace", "--repeat", "3", "--threshold",
+                 "key_facts/pass_rate>=0.95@lower_bound", cwd=workspace)
+    assert strict.returncode == 1 and "gate failed" in strict.stdout and "(CI low)" in strict.stdout
+    lenient = cli("run", suite, "--no-mlflow", "--no-trace", "--repeat", "3", "--threshold",
+                  "key_facts/pass_rate>=0.6@lower_bound", "--json", cwd=workspace)
+    out = json.loads(lenient.stdout)
+    assert lenient.returncode == 0 and out["gate"]["status"] == "passed"
+    key = next(s for s in out["summary"]["scorers"] if s["name"] == "key_facts")
+    assert key["pass_rate_ci"][0] < key["pass_rate"] < key["pass_rate_ci"][1]
+    unknown = cli("run", suite, "--no-mlflow", "--threshold", "key_fact/pass_rate>=0.5", cwd=workspace)
+    assert unknown.returncode == 2 and "unknown metric" in unknown.stderr
+
+
+def test_sigint_finishes_in_flight_cases_and_marks_the_run_interrupted(workspace: Path) -> None:
+    (workspace / "agent.py").write_text("import time\ndef answer(q):\n    time.sleep(0.02)\n    return q\n")
+    (workspace / "cases.jsonl").write_text("".join(json.dumps({"input": f"q{i}", "expected": f"q{i}"}) + "\n" for i in range(3000)))
+    (workspace / "suite.yaml").write_text("name: int\ndataset: cases.jsonl\ntarget: agent:answer\nscorers:\n  - exact_match\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([*EVALKIT, "run", "suite.yaml", "--no-trace", "--no-mlflow", "--concurrency", "4"],
+                            cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    progress = workspace / ".evalkit" / "progress"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (progress.exists() and any(progress.glob("*.json"))):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    con = duckdb.connect(str(workspace / ".evalkit" / "evalkit.duckdb"), read_only=True)
+    status, summary = con.execute("SELECT status, summary FROM runs").fetchone()
+    n, cancelled = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'cancelled') FROM case_results").fetchone()
+    assert status == "interrupted" and 0 < n < 3000 and cancelled == 0  # in-flight cases finished
+    assert json.loads(summary)["cases"] == n
