@@ -65,8 +65,8 @@ class Case(BaseModel):
 
 
 def content_id(case: Case) -> str:
-    """A stable id from the case's content (input, expected, context)."""
-    body = case.model_dump(mode="json", include={"input", "expected", "context"})
+    """A stable id from the case's content: everything but its id and tags."""
+    body = case.model_dump(mode="json", exclude={"id", "tags"})
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
     return f"c-{digest[:12]}"
 

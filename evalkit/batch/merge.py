@@ -48,7 +48,8 @@ def _merge(
                 raise UserError(f"{path}: no such store file")
             if path.resolve() != store.path.resolve():
                 alias = f"src{i}"
-                store.execute(f"ATTACH '{path.resolve()}' AS {alias} (READ_ONLY)")
+                quoted = str(path.resolve()).replace("'", "''")
+                store.execute(f"ATTACH '{quoted}' AS {alias} (READ_ONLY)")
                 attached.append(alias)
         resolved.append((alias, rid))
     with store.transaction():
