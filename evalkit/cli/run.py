@@ -27,7 +27,7 @@ def run(
     timeout: Annotated[float | None, Opt("--timeout", help="Per-case timeout in seconds [default: 60].")] = None,
     repeat: Annotated[int | None, Opt("--repeat", help="Run every case K times (independent samples).", min=1)] = None,
     limit: Annotated[int | None, Opt(help="Run only the first N cases.", min=1)] = None,
-    threshold: Annotated[list[str] | None, Opt("--threshold", help="Gate, e.g. 'key_facts/pass_rate>=0.8' (append "
+    threshold: Annotated[list[str] | None, Opt("--threshold", metavar="METRIC>=VALUE", help="Gate, e.g. 'key_facts/pass_rate>=0.8' (append "
                                                "'@lower_bound' to gate on the CI's lower end). Repeatable.")] = None,
     lower_bound: Annotated[bool, Opt("--lower-bound", help="Gate every threshold on its 95% interval bound.")] = False,
     baseline: Annotated[str | None, Opt(help="Compare to RUN_ID, 'last', 'best' or 'last-on-branch:BRANCH'.")] = None,
