@@ -95,12 +95,34 @@ def leaderboard(
     if order not in (None, "asc", "desc"):
         raise UserError(f"--order '{order}': choose asc or desc")
     when = parse_since(since) if since else None
-    uri, c = _connect(store, tracking_uri)
-    with bounded_http():
-        board = build(c, uri=uri, suite=suite, team=team, metric=metric, by=by, pick=pick,  # type: ignore[arg-type]
-                      last=last, since=when, top=top, where=where,
-                      ascending=None if order is None else order == "asc")
+    options: dict[str, Any] = dict(suite=suite, team=team, metric=metric, by=by, pick=pick, last=last, since=when,
+                                   top=top, where=where, ascending=None if order is None else order == "asc")
+    board = _embedded_board(store, tracking_uri, options) if where is None else None
+    if board is None:
+        uri, c = _connect(store, tracking_uri)
+        with bounded_http():
+            board = build(c, uri=uri, **options)
     sys.stdout.write(render_board(board, fmt))
+
+
+def _embedded_board(store: Path | None, tracking_uri: str | None, options: dict[str, Any]) -> Any:
+    """The leaderboard straight from the embedded SQLite store (no mlflow import); None to use MLflow."""
+    from evalkit.store.db import default_store_path
+    from evalkit.tracking.leaderboard import leaderboard as build
+    from evalkit.tracking.sqlite_reader import SqliteRunReader, Unsupported
+    from evalkit.tracking.uri import resolve_tracking_uri, sqlite_path
+
+    uri = resolve_tracking_uri(store or default_store_path(), tracking_uri)
+    db = sqlite_path(uri)
+    if db is None or not db.exists():
+        return None
+    reader = SqliteRunReader(db)
+    try:
+        return build(reader, uri=uri, **options)  # type: ignore[arg-type]
+    except Unsupported:
+        return None
+    finally:
+        reader.close()
 
 
 def compare(
