@@ -133,3 +133,12 @@ def test_faults_are_retried_then_recorded_never_lost(workspace: Path, monkeypatc
     with Store(res.store_path, read_only=True) as st:  # type: ignore[arg-type]
         gate = evaluate_gate(s, load_scores(st, res.run_id), [], None)
     assert gate.exit_code == 3  # a provider outage is infrastructure, not a quality failure
+    from evalkit.tracking.mlflow_log import log_run
+    from evalkit.tracking.uri import client, resolve_tracking_uri
+
+    with Store(res.store_path) as st:  # type: ignore[arg-type]
+        mlflow_id = log_run(st, res.run_id)
+    metrics = client(resolve_tracking_uri(res.store_path)).get_run(mlflow_id).data.metrics
+    assert metrics["errors/rate"] == pytest.approx(len(agent_dead) / N_CASES)
+    assert metrics["correctness/errors"] == len(agent_dead) + len(judge_dead)
+    figures["errors in MLflow"] = int(metrics["correctness/errors"])
