@@ -151,3 +151,40 @@ def test_sigkill_while_logging_to_mlflow_then_sync(workspace: Path) -> None:
         assert st.execute("SELECT mlflow_run_id FROM runs")[0][0]
     board = json.loads(cli(workspace, "leaderboard", "--suite", "pf", "-f", "json").stdout)
     assert [e["run_id"] for e in board["entries"]] == [run_id]
+
+
+KILL_MID_WRITE = """
+import sys
+from datetime import UTC, datetime
+from evalkit.schema import CaseResult, Score
+from evalkit.store.arrow_rows import result_columns
+from evalkit.store.db import Store
+
+st = Store(sys.argv[1])
+now = datetime.now(UTC)
+results = [CaseResult(run_id="big", case_id=f"c{i}", started_at=now, ended_at=now, output="x" * 200,
+                      scores=[Score(name="s", value=1.0, passed=True)]) for i in range(10_000)]
+cases, scores = result_columns(results, {})
+with st.transaction():  # one transaction: it must land whole or not at all
+    for i in range(10_000):
+        st._append("case_results", cases)
+        st._append("scores", scores)
+        if i == 0:
+            print("writing", flush=True)  # rows are in the open transaction now
+"""
+
+
+def test_sigkill_during_a_duckdb_write_leaves_the_store_intact(workspace: Path) -> None:
+    write_suite(workspace, 25)
+    assert cli(workspace, "run", "suite.yaml", "--no-mlflow", "--no-trace").returncode == 0
+    store = workspace / ".evalkit" / "evalkit.duckdb"
+    before = snapshot(store)
+    proc = subprocess.Popen([sys.executable, "-c", KILL_MID_WRITE, str(store)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    time.sleep(0.3)  # more batches go into the same open transaction
+    assert proc.poll() is None, "the write finished before the kill"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    after = snapshot(store)  # the store opens (its log replays) ...
+    assert after == before  # ... and holds exactly what was committed before: no partial batch
