@@ -134,8 +134,12 @@ class Runner:
             self.outcome.status = "interrupted"
         return self.outcome
 
-    async def run_one(self, case: Case, repeat: int = 0) -> CaseResult:
-        """Run and score one case; always returns (and sinks) a result."""
+    async def run_one(self, case: Case, repeat: int = 0, *, latency_ms: float | None = None) -> CaseResult:
+        """Run and score one case; always returns (and sinks) a result.
+
+        ``latency_ms`` overrides the measured latency when the output was produced elsewhere
+        (the pytest plugin scores what a test body computed, and times the body).
+        """
         ctx = CaseContext(run_id=self.opts.run_id, case_id=case.id, repeat=repeat, suite=self.opts.suite,
                           cache_enabled=self.opts.cache)
         started = datetime.now(UTC)
@@ -154,7 +158,7 @@ class Runner:
                     raise
                 except Exception as exc:
                     status, error = "error", _err(exc)
-                latency = (time.perf_counter() - t0) * 1000
+                latency = (time.perf_counter() - t0) * 1000 if latency_ms is None else latency_ms
                 if error is None:
                     info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,
                                    trace_id=ctx.trace_id, spans_source=lambda: self.tracer.case_spans(ctx))

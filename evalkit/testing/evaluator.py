@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit.context import CaseContext, _current
 from evalkit.runner import Runner, RunOptions
 from evalkit.schema import Case, Score
-from evalkit.scorers.registry import BoundScorer, RunInfo, build_scorer
+from evalkit.scorers.registry import BoundScorer, build_scorer
 from evalkit.targets.base import Target
 from evalkit.testing.result import CaseEval
 
@@ -32,14 +32,9 @@ _MISSING: Any = object()
 
 
 class _TestRunner(Runner):
-    """``Runner`` that scores a precomputed output with the test body's latency, not ~0 ms."""
+    """``Runner`` remembering the test body's latency for a precomputed output (not ~0 ms)."""
 
     body_ms: float | None = None
-
-    async def _score(self, case: Case, output: Any, info: RunInfo) -> list[Score]:
-        if self.body_ms is not None:
-            info.latency_ms = self.body_ms
-        return await super()._score(case, output, info)
 
 
 class _BodyTracer:
@@ -194,7 +189,7 @@ class Evaluator:
                  target: Any = None) -> CaseEval:
         """Score ``output`` for ``case`` (or run the target when no output is given)."""
         case, runner = self._plan(case, output, scorers, target)
-        result = self.recorder.run(runner.run_one(case, self.repeat))
+        result = self.recorder.run(runner.run_one(case, self.repeat, latency_ms=runner.body_ms))
         return self._wrap(case, runner, result)
 
     async def aio(self, case: Case | None = None, output: Any = _MISSING, *,
@@ -202,7 +197,7 @@ class Evaluator:
                   target: Any = None) -> CaseEval:
         """``await evaluate.aio(case)`` from an async test: runs on the test's own event loop."""
         case, runner = self._plan(case, output, scorers, target)
-        result = await runner.run_one(case, self.repeat)
+        result = await runner.run_one(case, self.repeat, latency_ms=runner.body_ms)
         return self._wrap(case, runner, result)
 
     def record_error(self, error: str) -> None:
