@@ -177,8 +177,6 @@ class Evaluator:
         return case, runner
 
     def _wrap(self, case: Case, runner: _TestRunner, result: Any) -> CaseEval:
-        if runner.body_ms is not None:
-            result.latency_ms = runner.body_ms
         self.called = True
         self.recorder.claim(case.id, self.repeat, self.nodeid)
         return CaseEval(case=case, result=result, suite=runner.opts.suite,
