@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
+from evalkit.errors import UserError
 from evalkit.schema import Case
+
+SpecT = TypeVar("SpecT", bound=BaseModel)
+
+
+def parse_spec(model: type[SpecT], spec: dict[str, Any], kind: str) -> SpecT:
+    """Validate a suite's ``target`` entry; the first problem becomes a one-line UserError."""
+    try:
+        return model.model_validate(spec)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = f"is not a known key for {kind}" if err["type"] == "extra_forbidden" else err["msg"].lower()
+        raise UserError(f"target: '{loc}' {msg}", field="target") from None
 
 
 @dataclass

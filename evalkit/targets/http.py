@@ -20,13 +20,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.errors import UserError
 from evalkit.llm.config import settings
 from evalkit.llm.retry import backoff_delay, parse_retry_after, scrub
 from evalkit.schema import Case
-from evalkit.targets.base import Target
+from evalkit.targets.base import Target, parse_spec
 from evalkit.targets.model import fill
 
 
@@ -89,17 +89,7 @@ def extract(data: Any, path: str | None) -> Any:
 
 def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
     """A :class:`Target` from a ``{url: ...}`` entry."""
-    try:
-        s = HttpTargetSpec.model_validate(spec)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = (
-            "is not a known key for an HTTP target"
-            if err["type"] == "extra_forbidden"
-            else err["msg"].lower()
-        )
-        raise UserError(f"target: '{loc}' {msg}", field="target") from None
+    s = parse_spec(HttpTargetSpec, spec, "an HTTP target")
     for header, env in s.headers_env.items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):
             raise UserError(

@@ -14,11 +14,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.errors import UserError
 from evalkit.schema import Case
-from evalkit.targets.base import Target
+from evalkit.targets.base import Target, parse_spec
 
 _PLACEHOLDER = re.compile(r"\{(input|context|expected|id)\}|\{metadata\[([^\]\[{}]+)\]\}")
 
@@ -73,17 +73,7 @@ def messages_for(spec: ModelTargetSpec, case: Case) -> list[dict[str, Any]]:
 
 def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
     """A :class:`Target` from a ``{model: ..., prompt: ...}`` entry."""
-    try:
-        s = ModelTargetSpec.model_validate(spec)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = (
-            "is not a known key for a model target"
-            if err["type"] == "extra_forbidden"
-            else err["msg"].lower()
-        )
-        raise UserError(f"target: '{loc}' {msg}", field="target") from None
+    s = parse_spec(ModelTargetSpec, spec, "a model target")
     if s.api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s.api_key_env):
         raise UserError("target: 'api_key_env' must name an environment variable", field="target")
 
