@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +42,12 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if key.endswith("_API_KEY"):
             monkeypatch.delenv(key, raising=False)
     return tmp_path
+
+
+EVALKIT = [sys.executable, "-m", "evalkit.cli.app"]
+
+
+def evalkit_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``evalkit`` command as a user would (a fresh process) in ``cwd``."""
+    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([*EVALKIT, *args], cwd=cwd, capture_output=True, text=True, env=full, timeout=600)

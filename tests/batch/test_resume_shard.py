@@ -6,16 +6,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import EVALKIT, REPO, evalkit_cli
 
-EVALKIT = [sys.executable, "-m", "evalkit.cli.app"]
 AGENT = """
 import os, time
 def answer(q):
@@ -26,9 +24,7 @@ def answer(q):
 """
 
 
-def cli(ws: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([*EVALKIT, *args], cwd=ws, capture_output=True, text=True, env=full, timeout=300)
+cli = evalkit_cli
 
 
 @pytest.fixture

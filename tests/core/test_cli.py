@@ -6,20 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import duckdb
 
-from tests.conftest import REPO
-
-EVALKIT = [sys.executable, "-m", "evalkit.cli.app"]
+from tests.conftest import EVALKIT, REPO, evalkit_cli
 
 
 def cli(*args: str, cwd: Path, check: bool = False) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([*EVALKIT, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300)
+    proc = evalkit_cli(cwd, *args)
     if check:
         assert proc.returncode == 0, proc.stderr
     return proc

@@ -19,16 +19,13 @@ from typing import Any
 import pytest
 
 from evalkit.store.db import Store
-from tests.conftest import REPO
+from tests.conftest import EVALKIT, REPO, evalkit_cli
 
 pytestmark = pytest.mark.reliability
-EVALKIT = [sys.executable, "-m", "evalkit.cli.app"]
 SUITE = "name: pf\ndataset: cases.jsonl\ntarget: agent:answer\nscorers:\n  - exact_match\n  - length: {max_words: 3}\n"
 
 
-def cli(ws: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([*EVALKIT, *args], cwd=ws, capture_output=True, text=True, env=full, timeout=300)
+cli = evalkit_cli
 
 
 def write_suite(ws: Path, n: int, text: str = "x") -> None:
