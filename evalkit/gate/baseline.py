@@ -17,6 +17,12 @@ if TYPE_CHECKING:
 SCORE_COLUMNS = ("case_id", "repeat", "name", "value", "passed", "error")
 
 
+def score_schema() -> dict[str, Any]:
+    """Polars dtypes of the :data:`SCORE_COLUMNS` frames the gate compares."""
+    return {"case_id": pl.Utf8, "repeat": pl.Int64, "name": pl.Utf8, "value": pl.Float64, "passed": pl.Boolean,
+            "error": pl.Utf8}
+
+
 class MetricComparison(BaseModel):
     """One metric of one scorer, current vs baseline, on the cases both runs scored."""
 
@@ -180,14 +186,7 @@ def load_scores(store: Store, run_id: str) -> pl.DataFrame:
         "ORDER BY case_id, repeat, name",
         [run_id],
     )
-    schema = {
-        "case_id": pl.Utf8,
-        "repeat": pl.Int64,
-        "name": pl.Utf8,
-        "value": pl.Float64,
-        "passed": pl.Boolean,
-        "error": pl.Utf8,
-    }
+    schema = score_schema()
     return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
 

@@ -18,6 +18,7 @@ from evalkit.ci_outputs import (
     write_markdown,
 )
 from evalkit.gate import GateResult, evaluate_gate, parse_thresholds
+from evalkit.gate.baseline import score_schema
 from evalkit.schema import CaseResult, RunSummary, Score
 
 from . import _sim
@@ -77,17 +78,7 @@ def _summary_and_gate(results: list[CaseResult]) -> tuple[RunSummary, GateResult
         for r in results
         for s in r.scores
     ]
-    scores = pl.DataFrame(
-        rows,
-        schema={
-            "case_id": pl.Utf8,
-            "repeat": pl.Int64,
-            "name": pl.Utf8,
-            "value": pl.Float64,
-            "passed": pl.Boolean,
-            "error": pl.Utf8,
-        },
-    )
+    scores = pl.DataFrame(rows, schema=score_schema())
     summary = _sim.summarise(scores, run_id="run-1", suite="geo", case_errors=1, n_resamples=200)
     summary = summary.model_copy(update={"started_at": T0})
     base = scores.with_columns(pl.lit(True).alias("passed"), pl.lit(1.0).alias("value"))
