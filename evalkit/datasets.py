@@ -18,8 +18,10 @@ CASE_FIELDS = set(Case.model_fields)
 MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
-def describe_validation_error(exc: ValidationError) -> tuple[str, tuple[str | int, ...]]:
-    """One readable sentence and the location of the first pydantic error."""
+def describe_validation_error(
+    exc: ValidationError, known: Iterable[str] = CASE_FIELDS
+) -> tuple[str, tuple[str | int, ...]]:
+    """One readable sentence and the location of the first pydantic error (``known``: the valid fields)."""
     err = exc.errors()[0]
     loc = tuple(err["loc"])
     # pydantic adds the union member name to the loc for unions; drop type tags
@@ -29,7 +31,7 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, tuple[str | in
     if kind == "missing":
         return f"field '{field}' is required", loc
     if kind == "extra_forbidden":
-        return f"field '{field}' is not a known field (known: {', '.join(sorted(CASE_FIELDS))})", loc
+        return f"field '{field}' is not a known field (known: {', '.join(sorted(known))})", loc
     return f"field '{field}': {err['msg'].lower()}", loc
 
 

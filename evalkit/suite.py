@@ -82,10 +82,7 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        msg, loc = describe_validation_error(exc)
-        msg = msg.replace(" (known: " + msg.split(" (known: ")[-1], "") if "not a known field" in msg else msg
-        if "not a known field" in msg:
-            msg += f" (known: {', '.join(SuiteSpec.model_fields)})"
+        msg, loc = describe_validation_error(exc, known=SuiteSpec.model_fields)
         raise UserError(msg, file=p, line=line_of(lines, loc)) from None
     base = p.parent
     # dataset
