@@ -98,6 +98,8 @@ class Runner:
         self.sink = sink
         self.tracer: Tracer = tracer or NullTracer()
         self.on_result = on_result
+        # sync scorers never wait: awaiting them in turn saves a task per scorer per case
+        self._score_in_turn = len(scorers) == 1 or not any(s.is_async for s in scorers)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
         self.outcome = RunOutcome()
@@ -187,8 +189,7 @@ class Runner:
             with self.tracer.step_span("evalkit.scorer", {"evalkit.scorer": s.name}):
                 return await s(case, output, info)
 
-        if len(self.scorers) == 1 or not any(s.is_async for s in self.scorers):
-            # sync scorers never wait: awaiting them in turn saves a task per scorer per case
+        if self._score_in_turn:
             return [sc for s in self.scorers for sc in await one(s)]
         results = await asyncio.gather(*(one(s) for s in self.scorers))
         return [sc for group in results for sc in group]
