@@ -70,6 +70,8 @@ def run(
         console(stderr=True).print(f"[yellow]optional scorer {why}[/yellow]")
     _model_settings(no_cache, concurrency or s.defaults.concurrency)
     thresholds = _thresholds(s, threshold, lower_bound, suite)
+    if fail_on_regression and not baseline:
+        raise UserError("--fail-on-regression needs --baseline")
     cases: Any = s.cases
     shard_spec = parse_shard(shard) if shard else None
     if shard_spec:
@@ -88,6 +90,8 @@ def run(
     try:
         _continue_run(st, s, plan, resume, retry_errors)
         plan.run_id = plan.run_id or new_run_id()
+        # resolve the baseline before paying for the run: a wrong id is a usage error, not a wasted run
+        base_id = _baseline_id(st, baseline, s.name, plan.run_id) if baseline else None
         receiver = None
         if collect is not None:
             from evalkit.tracing.receiver import start_receiver
@@ -99,7 +103,7 @@ def run(
         finally:
             if receiver is not None:
                 receiver.close()
-        gate = _gate(st, record, s, thresholds, baseline, fail_on_regression, min_effect,
+        gate = _gate(st, record, thresholds, base_id, fail_on_regression, min_effect,
                      max_error_rate if max_error_rate is not None else s.defaults.max_error_rate)
         _outputs(st, record, gate, junit, markdown, json_file, html)
         mlflow_id = None if no_mlflow else _log_mlflow(st, record.run_id, suite, team)
@@ -187,17 +191,18 @@ def _tracer(st: Any, capture_content: bool) -> Any:
     return tracer_for_store(st, capture_content=capture_content)
 
 
-def _gate(st: Any, record: Any, s: Any, thresholds: list[Any], baseline: str | None, fail_on_regression: bool,
+def _baseline_id(st: Any, spec: str, suite: str, run_id: str) -> str:
+    from evalkit.gate import resolve_baseline
+
+    return resolve_baseline(st, spec, suite=suite, exclude_run_id=run_id)
+
+
+def _gate(st: Any, record: Any, thresholds: list[Any], base_id: str | None, fail_on_regression: bool,
           min_effect: float, max_error_rate: float) -> Any:
-    from evalkit.gate import evaluate_gate, load_scores, resolve_baseline
+    from evalkit.gate import evaluate_gate, load_scores
 
     scores = load_scores(st, record.run_id)
-    base_id = base = None
-    if baseline:
-        base_id = resolve_baseline(st, baseline, suite=s.name, exclude_run_id=record.run_id)
-        base = load_scores(st, base_id)
-    elif fail_on_regression:
-        raise UserError("--fail-on-regression needs --baseline")
+    base = load_scores(st, base_id) if base_id else None
     gate = evaluate_gate(record.summary, scores, thresholds, base, fail_on_regression=fail_on_regression,
                          min_effect=min_effect, max_error_rate=max_error_rate, baseline_run_id=base_id)
     st.update_run(record.run_id, gate=gate.model_dump(mode="json"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.errors import StoreError
+from evalkit.errors import StoreError, UserError
 from evalkit.store.migrations import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -173,9 +173,9 @@ class Store:
     def get_run(self, run_id: str) -> dict[str, Any]:
         rows = self.query("SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? ORDER BY started_at", [run_id, run_id + "%"])
         if not rows:
-            raise StoreError(f"{self.path}: no run '{run_id}' in this store (see `evalkit runs`)")
+            raise UserError(f"{self.path}: no run '{run_id}' in this store (see `evalkit runs`)")
         if len(rows) > 1 and rows[0]["run_id"] != run_id:
-            raise StoreError(f"run id prefix '{run_id}' is ambiguous: {', '.join(r['run_id'] for r in rows[:5])}")
+            raise UserError(f"run id prefix '{run_id}' is ambiguous: {', '.join(r['run_id'] for r in rows[:5])}")
         row = rows[0]
         for k in ("config", "summary", "gate"):
             if isinstance(row.get(k), str):

@@ -136,3 +136,14 @@ def test_sigint_finishes_in_flight_cases_and_marks_the_run_interrupted(workspace
     n, cancelled = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'cancelled') FROM case_results").fetchone()
     assert status == "interrupted" and 0 < n < 3000 and cancelled == 0  # in-flight cases finished
     assert json.loads(summary)["cases"] == n
+
+
+def test_baseline_mistakes_are_caught_before_the_run(workspace: Path) -> None:
+    suite = str(REPO / "datasets/demo/suite.yaml")
+    cli("run", suite, "--no-mlflow", "--no-trace", cwd=workspace, check=True)
+    before = json.loads(cli("runs", "--json", cwd=workspace, check=True).stdout)
+    bad = cli("run", suite, "--no-mlflow", "--baseline", "no-such-run", cwd=workspace)
+    assert bad.returncode == 2 and "no-such-run" in bad.stderr
+    lonely = cli("run", suite, "--no-mlflow", "--fail-on-regression", cwd=workspace)
+    assert lonely.returncode == 2 and "--fail-on-regression needs --baseline" in lonely.stderr
+    assert json.loads(cli("runs", "--json", cwd=workspace, check=True).stdout) == before  # nothing was run
