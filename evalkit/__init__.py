@@ -17,6 +17,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "CaseResult": ("evalkit.schema", "CaseResult"),
     "EvalResult": ("evalkit.api", "EvalResult"),
     "Message": ("evalkit.schema", "Message"),
+    "NotScored": ("evalkit.scorers._util", "NotScored"),
     "RunInfo": ("evalkit.scorers.registry", "RunInfo"),
     "RunSummary": ("evalkit.schema", "RunSummary"),
     "Score": ("evalkit.schema", "Score"),
@@ -28,7 +29,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "load_suite": ("evalkit.suite", "load_suite"),
     "record_tool_call": ("evalkit.context", "record_tool_call"),
     "scorer": ("evalkit.scorers.registry", "scorer"),
-    "scorer_factory": ("evalkit.scorers.registry", "register"),
+    "scorer_factory": ("evalkit.scorers.registry", "scorer_factory"),
     "trace": ("evalkit.tracing.decorators", "trace"),
 }
 
@@ -37,6 +38,7 @@ __all__ = [
     "CaseResult",
     "EvalResult",
     "Message",
+    "NotScored",
     "RunInfo",
     "RunSummary",
     "Score",
@@ -58,8 +60,8 @@ if TYPE_CHECKING:
     from evalkit.context import record_tool_call
     from evalkit.errors import UserError
     from evalkit.schema import Case, CaseResult, Message, RunSummary, Score, ToolCall
-    from evalkit.scorers.registry import RunInfo, scorer
-    from evalkit.scorers.registry import register as scorer_factory
+    from evalkit.scorers._util import NotScored
+    from evalkit.scorers.registry import RunInfo, scorer, scorer_factory
     from evalkit.suite import Suite, load_suite
     from evalkit.testing.cases import cases
     from evalkit.tracing.decorators import trace

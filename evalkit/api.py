@@ -1,44 +1,19 @@
-"""The Python entry point: :func:`evaluate`."""
+"""The Python entry point: :func:`evaluate`, the same run pipeline as ``evalkit run``."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import polars as pl
-
-from evalkit.datasets import coerce_cases, load_dataset
-from evalkit.errors import UserError
-from evalkit.schema import Case, RunSummary
+from evalkit.pipeline.finished import FinishedRun
+from evalkit.schema import Case
 from evalkit.scorers.registry import BoundScorer, build_scorer
-from evalkit.session import RunPlan, execute, read_frames
-from evalkit.store.db import Store, open_store
-from evalkit.suite import Suite, load_suite
-from evalkit.targets import build_target
+from evalkit.store.db import Store
+from evalkit.suite import Suite
 
-
-@dataclass
-class EvalResult:
-    """A finished run: its id, summary and per-case scores."""
-
-    run_id: str
-    summary: RunSummary
-    scores: pl.DataFrame
-    cases: pl.DataFrame
-    store_path: Path | None
-
-    @property
-    def metrics(self) -> dict[str, float]:
-        return self.summary.metrics()
-
-    def wide(self) -> pl.DataFrame:
-        """One row per case and repeat, one column per scorer value."""
-        if self.scores.height == 0:
-            return self.cases
-        piv = self.scores.pivot(on="name", index=["case_id", "repeat"], values="value")
-        return self.cases.join(piv, on=["case_id", "repeat"], how="left")
+EvalResult = FinishedRun  # the name evaluate() has always returned
 
 
 def evaluate(
@@ -50,68 +25,83 @@ def evaluate(
     concurrency: int | None = None,
     timeout_s: float | None = None,
     repeats: int | None = None,
+    thresholds: Sequence[str] | None = None,
+    max_error_rate: float | None = None,
+    baseline: str | None = None,
     store: str | Path | Store | None = None,
-    cache: bool = True,
-    tracing: bool = True,
-) -> EvalResult:
-    """Run cases (a suite file, a dataset file, or Python objects) against a target and score them.
+    cache: bool | None = None,
+    tracing: bool | None = None,
+    mlflow: bool | None = None,
+) -> FinishedRun:
+    """Run cases (a suite file, a dataset file, or Python objects) against a target, score and gate them.
 
-    ``store`` defaults to the workspace store (``.evalkit/evalkit.duckdb``); pass ``":memory:"``
-    to keep nothing.
+    A suite file brings its target, scorers, thresholds and defaults; ``target=`` and ``scorers=``
+    replace the suite's. Settings follow the CLI's rule: an argument beats its ``EVALKIT_*``
+    environment variable, which beats the suite's ``defaults:``. The run is gated like
+    ``evalkit run`` (see ``result.gate``) and logged to MLflow unless ``mlflow=False`` (or
+    ``EVALKIT_NO_MLFLOW=1``). ``store`` defaults to the workspace store; ``":memory:"`` keeps nothing.
     """
-    suite: Suite | None = None
-    if isinstance(cases_or_suite, Suite):
-        suite = cases_or_suite
-    elif isinstance(cases_or_suite, str | Path) and Path(cases_or_suite).suffix in (".yaml", ".yml") and scorers is None:
-        suite = load_suite(cases_or_suite, build_target_now=target is None)
-    if suite is not None:
-        cases = suite.cases
-        tgt = build_target(target) if target is not None else suite.target
-        bound = [build_scorer(s) for s in scorers] if scorers is not None else suite.scorers
-        name = suite_name or suite.name
-        defaults = suite.defaults
-        dataset_path = suite.dataset_path
-    else:
-        if isinstance(cases_or_suite, str | Path):
-            dataset_path = Path(cases_or_suite)
-            cases = load_dataset(dataset_path)
-        else:
-            dataset_path = None
-            cases = coerce_cases(cast("Iterable[Case | dict[str, Any] | str]", cases_or_suite))
-        if target is None:
-            raise UserError("evaluate() needs target= when given cases rather than a suite")
-        tgt = build_target(target)
-        bound = [build_scorer(s) for s in (scorers or [])]
-        name = suite_name or "adhoc"
-        from evalkit.suite import RunDefaults
+    from evalkit.pipeline import resolve_settings, run_suite
+    from evalkit.store import reads
 
-        defaults = RunDefaults()
-    if tgt is None:
-        raise UserError("no target: give target= or a suite with a target")
-    if not bound:
-        raise UserError("no scorers: give scorers= or a suite with scorers")
-    plan = RunPlan(
-        suite=name, cases=cases, target=tgt, scorers=bound,
-        concurrency=concurrency or defaults.concurrency, timeout_s=timeout_s or defaults.timeout_s,
-        repeats=repeats or defaults.repeats, cache=cache, total=len(cases), dataset_path=dataset_path,
-        config={"target": tgt.name, "scorers": [s.config | {"as": s.name} for s in bound], "models": tgt.models,
-                "agent": {"name": tgt.name, "version": tgt.version},
-                **({"suite": suite.raw} if suite is not None else {})},
-    )
-    st = store if isinstance(store, Store) else open_store(None if store is None else Path(store))
-    tracer = None
-    if tracing:
-        tracer = _make_tracer(st)
+    suite = _suite(cases_or_suite, target, scorers, suite_name)
+    settings, explicit = resolve_settings({
+        "concurrency": concurrency, "timeout_s": timeout_s, "repeats": repeats, "max_error_rate": max_error_rate,
+        "thresholds": list(thresholds) if thresholds else None, "baseline": baseline, "cache": cache,
+        "tracing": tracing, "mlflow": mlflow,
+    }, suite.defaults.model_dump())
+    st = store if isinstance(store, Store) else _open(store)
     try:
-        record = execute(plan, st, tracer=tracer, handle_signals=False)
-        cases_df, scores_df = read_frames(st, record.run_id)
+        run = run_suite(suite, settings, explicit, door="api", store=st, handle_signals=False)
+        run.cases, run.scores = reads.case_frame(st, run.run_id), reads.score_frame(st, run.run_id)
     finally:
         if not isinstance(store, Store):
             st.close()
-    return EvalResult(record.run_id, record.summary, scores_df, cases_df, None if str(st.path) == ":memory:" else st.path)
+    return run
 
 
-def _make_tracer(store: Store) -> Any:
-    from evalkit.tracing.setup import tracer_for_store
+def _open(store: str | Path | None) -> Store:
+    from evalkit.store.db import open_store
 
-    return tracer_for_store(store)
+    return open_store(None if store is None else Path(store))
+
+
+def _suite(source: Any, target: Any, scorers: Sequence[Any] | None, name: str | None) -> Suite:
+    """The suite to run: a suite file or object (target/scorers replaced when given), or ad-hoc cases."""
+    from evalkit.datasets import coerce_cases, load_dataset
+    from evalkit.errors import UserError
+    from evalkit.suite import load_suite
+    from evalkit.targets import build_target
+
+    if isinstance(source, str | Path) and Path(source).suffix in (".yaml", ".yml"):
+        source = load_suite(source, build_target_now=target is None)
+    if isinstance(source, Suite):
+        changes: dict[str, Any] = {}
+        if target is not None:
+            changes["target"] = build_target(target, source.path.parent if source.path else None)
+        if scorers is not None:
+            changes["scorers"] = [build_scorer(s) for s in scorers]
+            changes["thresholds"] = [t for t in source.thresholds if _names_known(t, changes["scorers"])]
+        if name:
+            changes["name"] = name
+        return dataclasses.replace(source, **changes) if changes else source
+    if isinstance(source, str | Path):
+        dataset: Path | None = Path(source)
+        cases = load_dataset(Path(source))
+    else:
+        dataset = None
+        cases = coerce_cases(cast("Iterable[Case | dict[str, Any] | str]", source))
+    if target is None:
+        raise UserError("evaluate() needs target= when given cases rather than a suite")
+    if not cases:
+        raise UserError("evaluate(): no cases to run")
+    return Suite(name=name or "adhoc", cases=cases, target=build_target(target),
+                 scorers=[build_scorer(s) for s in (scorers or [])], dataset_path=dataset)
+
+
+def _names_known(threshold: Any, scorers: list[BoundScorer]) -> bool:
+    """Whether a suite threshold still applies when ``scorers=`` replaced the suite's scorers."""
+    text = str((threshold.get("metric") or next(iter(threshold), "")) if isinstance(threshold, dict) else threshold)
+    head = text.split("/", 1)[0].strip()
+    return "/" not in text or head in {s.name for s in scorers} or head in ("errors", "latency_ms", "cost_usd",
+                                                                           "tokens", "cases")

@@ -8,6 +8,7 @@ EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
+EXIT_INTERRUPTED = 130
 
 
 class UserError(Exception):
@@ -42,3 +43,12 @@ class StoreError(UserError):
     """The results store cannot be opened or written (locked, read-only, disk full)."""
 
     exit_code = EXIT_INFRA
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: first line of the message`` (``SystemExit(2)`` for exits), for one-line error records."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) raised by user code"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

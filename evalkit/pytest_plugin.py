@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
     from evalkit.schema import Case
     from evalkit.testing.cases import CaseSource
+    from evalkit.pipeline.finished import FinishedRun
     from evalkit.testing.evaluator import Evaluator
-    from evalkit.testing.finish import Outcome, Settings
+    from evalkit.testing.finish import Session
     from evalkit.testing.recorder import Recorder
 
 
@@ -40,13 +41,29 @@ class _State:
         self.workers = int(winput.get("evalkit_workers", 1)) if winput else 1
         self.recorder: Recorder | None = None
         self.sources: dict[str, CaseSource] = {}
-        self.outcome: Outcome | None = None
+        self.outcome: FinishedRun | None = None
         self.error: str | None = None
         self.shard_errors: list[str] = []
+        self.planned: dict[tuple[str, int], Case] = {}
+        self.item_keys: dict[str, tuple[str, int]] = {}
+        self.skipped: set[tuple[str, int]] = set()
 
-    @property
-    def repeats(self) -> int:
-        return int(self.config.getoption("evalkit_repeat") or 1)
+    def explicit(self) -> dict[str, Any]:
+        """The plugin's options as run settings (None: not given; env and suite defaults then apply)."""
+        baseline = self.config.getoption("evalkit_baseline")
+        return {
+            "repeats": self.config.getoption("evalkit_repeat"),
+            "baseline": baseline, "fail_on_regression": True if baseline else None,
+            "mlflow": False if self.config.getoption("evalkit_no_mlflow") else None,
+            "tracing": False if self.config.getoption("evalkit_no_trace") else None,
+        }
+
+    def repeats(self, source: CaseSource) -> int:
+        """Repeats of a source's cases: --evalkit-repeat, else $EVALKIT_REPEAT, else the suite's defaults."""
+        from evalkit.pipeline.settings import resolve_settings
+
+        defaults = source.suite.defaults.model_dump() if source.suite is not None else None
+        return resolve_settings({"repeats": self.config.getoption("evalkit_repeat")}, defaults)[0].repeats
 
     def new_run_id(self) -> str:
         if self.run_id is None:
@@ -63,14 +80,11 @@ class _State:
 
         return default_store_path().resolve()
 
-    def settings(self, status: str = "completed") -> Settings:
-        from evalkit.testing.finish import Settings
+    def session(self, interrupted: bool) -> Session:
+        from evalkit.testing.finish import Session
 
-        return Settings(
-            store_path=self.store_path(), repeats=self.repeats, baseline=self.config.getoption("evalkit_baseline"),
-            mlflow=not self.config.getoption("evalkit_no_mlflow"), status=status, started_at=self.started_at,
-            workers=self.workers,
-        )
+        return Session(store_path=self.store_path(), explicit=self.explicit(), interrupted=interrupted,
+                       started_at=self.started_at, workers=self.workers, planned=self.planned, skipped=self.skipped)
 
     def get_recorder(self) -> Recorder:
         if self.recorder is None:
@@ -83,11 +97,15 @@ class _State:
                 path = shards.shard_path(self.shard_dir, self.worker_id)
             else:
                 path = self.store_path()
-            self.recorder = Recorder(run_id, path, tracing=not self.config.getoption("evalkit_no_trace"))
+            from evalkit.pipeline.settings import resolve_settings
+
+            tracing = resolve_settings({"tracing": self.explicit()["tracing"]})[0].tracing
+            self.recorder = Recorder(run_id, path, tracing=tracing)
         return self.recorder
 
 
 _STATE = pytest.StashKey[_State]()
+_states: list[_State] = []  # for hooks that get no config (pytest_runtest_logreport)
 _EVALUATOR = pytest.StashKey["Evaluator"]()
 
 
@@ -98,8 +116,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          ".evalkit/evalkit.duckdb].")
     group.addoption("--evalkit-no-mlflow", action="store_true", default=False,
                     help="Do not log the session's eval run to MLflow.")
-    group.addoption("--evalkit-repeat", type=int, default=1, metavar="K",
-                    help="Run every @evalkit.cases case K times (test ids get a -r<k> suffix).")
+    group.addoption("--evalkit-repeat", type=int, default=None, metavar="K",
+                    help="Run every @evalkit.cases case K times (test ids get a -r<k> suffix) [default: "
+                         "$EVALKIT_REPEAT, else the suite's defaults.repeats, else 1].")
     group.addoption("--evalkit-baseline", default=None, metavar="RUN",
                     help="Compare the run with a baseline (run id, 'last', 'best'); a significant "
                          "regression fails the session.")
@@ -112,7 +131,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "evalkit_repeat(k): the repeat index of an evalkit case item")
     if (config.getoption("evalkit_repeat") or 1) < 1:
         raise pytest.UsageError("--evalkit-repeat must be at least 1")
-    config.stash[_STATE] = _State(config)
+    config.stash[_STATE] = state = _State(config)
+    _states.append(state)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state in _states:
+        _states.remove(state)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -165,7 +191,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash[_STATE]
     src = _source(metafunc.config, mark, metafunc.definition.path)
     state.sources[metafunc.definition.nodeid] = src
-    metafunc.parametrize(mark.kwargs.get("argname", "case"), params(src, state.repeats))
+    metafunc.parametrize(mark.kwargs.get("argname", "case"), params(src, state.repeats(src)))
 
 
 def _case_of(state: _State, item: pytest.Item) -> tuple[Case | None, int, CaseSource | None]:
@@ -203,15 +229,44 @@ def evaluate(request: pytest.FixtureRequest) -> Iterator[Evaluator]:
         del item.stash[_EVALUATOR]  # the call report has been made; keep nothing per item
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The run's plan: every selected case item that uses the ``evaluate`` fixture (one ledger entry each)."""
+    state = session.config.stash.get(_STATE, None)
+    if state is None:
+        return
+    for item in session.items:
+        if "evaluate" not in getattr(item, "fixturenames", ()) or item.get_closest_marker("evalkit_cases") is None:
+            continue
+        case, repeat, _ = _case_of(state, item)
+        if case is not None:
+            state.planned[(case.id, repeat)] = case
+            state.item_keys[item.nodeid] = (case.id, repeat)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A case item pytest skipped is not part of the run (like a deselected one)."""
+    if not report.skipped:
+        return
+    for state in _states:
+        key = state.item_keys.get(report.nodeid)
+        if key is not None and (state.recorder is None or key not in state.recorder.results):
+            state.skipped.add(key)
+
+
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    """A case test that failed before calling ``evaluate`` is recorded as an errored case."""
-    if call.when != "call" or call.excinfo is None:
+    """A case test that failed before calling ``evaluate``, or never called it, is an errored case."""
+    if call.when != "call":
         return
     ev = item.stash.get(_EVALUATOR, None)
-    if ev is None or ev.called or call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception)):
+    if ev is None or ev.called:
+        return
+    if call.excinfo is None:
+        ev.record_error("the test never called evaluate()")
+        return
+    if call.excinfo.errisinstance((pytest.skip.Exception, pytest.xfail.Exception)):
         return
     text = str(call.excinfo.value).strip().splitlines()
-    ev.record_error(f"{call.excinfo.typename}: {text[0]}" if text else call.excinfo.typename)
+    ev.record_error(f"test failed: {call.excinfo.typename}: {text[0]}" if text else f"test failed: {call.excinfo.typename}")
 
 
 def _status(session: pytest.Session, exitstatus: int) -> str:
@@ -232,16 +287,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from evalkit.testing import finish, shards
 
     try:
-        settings = state.settings(_status(session, exitstatus))
+        info = state.session(_status(session, exitstatus) == "interrupted")
         if is_worker:
             assert state.recorder is not None
-            finish.finish_worker(state.recorder, settings)
+            finish.finish_worker(state.recorder, info)
             return
         if state.recorder is not None:
-            state.outcome = finish.finish_single(state.recorder, settings)
+            state.outcome = finish.finish_single(state.recorder, info)
         else:
             assert state.run_id is not None
-            state.outcome = finish.finish_controller(state.run_id, shards.shard_dir(state.run_id), settings)
+            state.outcome = finish.finish_controller(state.run_id, shards.shard_dir(state.run_id), info)
     except UserError as exc:
         state.error = exc.format()
     except Exception as exc:  # never an INTERNALERROR for the results of a session that ran
@@ -252,7 +307,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if state.shard_errors:
         state.error = "; ".join(filter(None, [state.error, *state.shard_errors]))
-    failed_gate = state.outcome is not None and not state.outcome.verdict.passed
+    failed_gate = state.outcome is not None and not state.outcome.gate.passed
     if (failed_gate or state.error) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -1,8 +1,11 @@
 """The async engine: run every case (and repeat) through the target and the scorers.
 
 Cases are pulled lazily by a fixed pool of worker tasks (bounded concurrency, flat memory);
-each finished case is handed to a sink at once. Target and scorer failures become data on the
-result; only cancellation stops the pool.
+each finished case is handed to a sink at once. User code is hostile by default: whatever a
+target or scorer raises (``SystemExit`` and ``KeyboardInterrupt`` included) or returns becomes
+data on its case. Every planned case × repeat is sunk exactly once: completed, errored, or
+cancelled when the run stops before it (the run's ledger). A fault of the engine itself is
+recorded in :attr:`RunOutcome.failures`, never swallowed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from evalkit.context import CaseContext, case_scope
-from evalkit.schema import Case, CaseResult, Score
+from evalkit.errors import describe_exception
+from evalkit.schema import Case, CaseResult, ErrorKind, Score
 from evalkit.scorers.registry import BoundScorer, RunInfo
 from evalkit.targets.base import Target
 
@@ -70,14 +74,12 @@ class RunOptions:
 
 @dataclass
 class RunOutcome:
+    """How the engine's part of a run ended: ``completed``, ``interrupted`` or ``failed``."""
+
     status: str = "completed"
-    completed: int = 0
+    completed: int = 0  # results sunk, whatever their outcome
     cancelled: int = 0
-
-
-def _err(exc: BaseException) -> str:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    failures: list[str] = field(default_factory=list)  # faults of the engine or the sink, in order
 
 
 class Runner:
@@ -102,6 +104,7 @@ class Runner:
         self._score_in_turn = len(scorers) == 1 or not any(s.is_async for s in scorers)
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._sink_broken = False
         self.outcome = RunOutcome()
 
     def stop(self) -> None:
@@ -126,15 +129,50 @@ class Runner:
         async def worker() -> None:
             for case, repeat in work:
                 if self._stopping:
-                    return
-                await self.run_one(case, repeat)
+                    return  # the pipeline records the case × repeats never started as cancelled
+                try:
+                    await self.run_one(case, repeat)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # an engine fault: recorded on its case, never lost
+                    self._fault(case, repeat, exc)
 
         n = max(1, self.opts.concurrency)
         self._tasks = [asyncio.create_task(worker()) for _ in range(n)]
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._stopping:
+        for res in await asyncio.gather(*self._tasks, return_exceptions=True):
+            if isinstance(res, BaseException) and not isinstance(res, asyncio.CancelledError):
+                self.outcome.failures.append(f"worker died: {describe_exception(res)}")
+        if self.outcome.failures and self._sink_broken:
+            self.outcome.status = "failed"
+        elif self._stopping:
             self.outcome.status = "interrupted"
         return self.outcome
+
+    def _fault(self, case: Case, repeat: int, exc: BaseException) -> None:
+        """``run_one`` itself failed (a tracer or sink fault): record the case as errored if the sink still works."""
+        what = describe_exception(exc)
+        self.outcome.failures.append(f"case {case.id} (repeat {repeat}): {what}")
+        if self._sink_broken:
+            return
+        now = datetime.now(UTC)
+        self._sink(CaseResult(
+            run_id=self.opts.run_id, case_id=case.id, repeat=repeat, status="error", error_kind="internal",
+            error=f"internal: {what}",
+            scores=[Score.failure(s.name, "internal", "not scored: evalkit failed on this case") for s in self.scorers],
+            started_at=now, ended_at=now, tags=case.tags,
+        ), case)
+
+    def _sink(self, result: CaseResult, case: Case) -> bool:
+        """Hand a result to the sink; a sink that fails stops the run (its cases would be lost)."""
+        try:
+            self.sink.add(result, case)
+        except BaseException as exc:
+            self._sink_broken = True
+            self._stopping = True
+            self.outcome.failures.append(f"results could not be stored: {describe_exception(exc)}")
+            return False
+        self.outcome.completed += 1
+        return True
 
     async def run_one(self, case: Case, repeat: int = 0, *, latency_ms: float | None = None) -> CaseResult:
         """Run and score one case; always returns (and sinks) a result.
@@ -146,6 +184,7 @@ class Runner:
                           cache_enabled=self.opts.cache)
         started = datetime.now(UTC)
         status, output, error = "ok", None, None
+        kind: ErrorKind | None = None
         scores: list[Score] = []
         t0 = time.perf_counter()
         latency = 0.0
@@ -155,33 +194,38 @@ class Runner:
                     with self.tracer.step_span("evalkit.target", {"evalkit.target": self.target.name}):
                         output = await asyncio.wait_for(self.target(case), self.opts.timeout_s)
                 except TimeoutError:
-                    status, error = "error", f"timeout: no answer within {self.opts.timeout_s:g} s"
+                    status, kind, error = "error", "timeout", f"timeout: no answer within {self.opts.timeout_s:g} s"
                 except asyncio.CancelledError:
                     raise
-                except Exception as exc:
-                    status, error = "error", _err(exc)
+                except BaseException as exc:  # SystemExit / KeyboardInterrupt from the agent: its case's error
+                    status, kind, error = "error", "target_exception", describe_exception(exc)
                 latency = (time.perf_counter() - t0) * 1000 if latency_ms is None else latency_ms
                 if error is None:
                     info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,
                                    trace_id=ctx.trace_id, spans_source=lambda: self.tracer.case_spans(ctx))
                     scores = await self._score(case, output, info)
                 else:
-                    scores = [Score(name=s.name, error="not_scored: target failed") for s in self.scorers]
+                    assert kind is not None
+                    scores = [Score.failure(s.name, kind, "not scored: the target failed") for s in self.scorers]
                 self.tracer.record_scores(ctx, scores)
         except asyncio.CancelledError:
-            status, error = "cancelled", "cancelled: run interrupted"
-            scores = [Score(name=s.name, error="not_scored: cancelled") for s in self.scorers]
+            status, kind, error = "cancelled", "cancelled", "cancelled: run interrupted"
+            scores = [Score.failure(s.name, "cancelled", "not scored: run interrupted") for s in self.scorers]
+            output = None
             self.outcome.cancelled += 1
         result = CaseResult(
             run_id=self.opts.run_id, case_id=case.id, repeat=repeat, status=status,  # type: ignore[arg-type]
-            output=output, error=error, scores=scores, tool_calls=ctx.tool_calls,
+            output=output, error=error, error_kind=kind, scores=scores, tool_calls=ctx.tool_calls,
             latency_ms=latency or (time.perf_counter() - t0) * 1000, usage=ctx.usage, trace_id=ctx.trace_id,
             started_at=started, ended_at=datetime.now(UTC), tags=case.tags,
         )
-        self.sink.add(result, case)
-        self.outcome.completed += 1
+        if not self._sink(result, case):
+            raise RuntimeError(self.outcome.failures[-1])
         if self.on_result is not None:
-            self.on_result(result)
+            try:
+                self.on_result(result)
+            except Exception as exc:  # a progress display must not cost the case its single ledger entry
+                self.outcome.failures.append(f"progress callback failed: {describe_exception(exc)}")
         return result
 
     async def _score(self, case: Case, output: Any, info: RunInfo) -> list[Score]:

@@ -7,7 +7,31 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Outcome = Literal["ok", "not_applicable", "error"]
+"""A score's outcome: scored; the case lacks what the scorer needs (never a fail, never an error); or a fault."""
+
+ErrorKind = Literal[
+    "provider", "timeout", "judge_output_invalid", "scorer_exception", "target_exception", "cancelled", "internal",
+]
+"""Why a case or a score has no value."""
+
+CaseOutcome = Literal["completed", "errored", "cancelled"]
+"""Where one planned case × repeat ended in the run's ledger."""
+
+_LEGACY_KINDS: tuple[tuple[str, ErrorKind], ...] = (
+    ("provider_error", "provider"), ("judge_output_invalid", "judge_output_invalid"), ("timeout", "timeout"),
+    ("not_scored: cancelled", "cancelled"), ("not_scored: target failed", "target_exception"),
+)
+
+
+def legacy_error_kind(error: str) -> ErrorKind:
+    """The kind of an error message written before outcomes were typed (``"provider_error: ..."``)."""
+    for prefix, kind in _LEGACY_KINDS:
+        if error.startswith(prefix):
+            return kind
+    return "scorer_exception"
 
 
 class Message(BaseModel):
@@ -72,7 +96,12 @@ def content_id(case: Case) -> str:
 
 
 class Score(BaseModel):
-    """One scorer's verdict on one case. ``value is None`` means not scored; then ``error`` says why."""
+    """One scorer's verdict on one case.
+
+    ``outcome`` says what happened: ``ok`` (``value`` is set), ``not_applicable`` (the case lacks
+    what the scorer needs: reported, never an error and never a fail) or ``error`` (``error_kind``
+    and ``error`` say why). A score built with no value and no outcome is an error.
+    """
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -80,7 +109,37 @@ class Score(BaseModel):
     passed: bool | None = None
     rationale: str | None = None
     error: str | None = None
+    outcome: Outcome = "ok"
+    error_kind: ErrorKind | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _typed_outcome(self) -> Score:
+        if self.outcome == "ok" and self.value is None:
+            if self.error is not None and self.error.startswith("not_scored:") and not self.error.startswith(
+                    ("not_scored: cancelled", "not_scored: target failed")):
+                self.outcome = "not_applicable"
+                self.error = self.error.removeprefix("not_scored:").strip()
+            else:
+                self.outcome = "error"
+        if self.outcome == "error":
+            self.error = self.error or "no value"
+            self.error_kind = self.error_kind or legacy_error_kind(self.error)
+        if self.outcome != "ok":
+            self.value = self.passed = None
+        if self.outcome != "error":
+            self.error_kind = None
+        return self
+
+    @classmethod
+    def not_applicable(cls, name: str, why: str) -> Score:
+        """The case lacks what this scorer needs (no ``expected``, no spans, ...)."""
+        return cls(name=name, outcome="not_applicable", error=why)
+
+    @classmethod
+    def failure(cls, name: str, kind: ErrorKind, message: str, **fields: Any) -> Score:
+        """The scorer could not score the case for a fault of ``kind``."""
+        return cls(name=name, outcome="error", error_kind=kind, error=message, **fields)
 
     @property
     def numeric(self) -> float | None:
@@ -115,6 +174,7 @@ class CaseResult(BaseModel):
     status: Literal["ok", "error", "cancelled"] = "ok"
     output: Any = None
     error: str | None = None
+    error_kind: ErrorKind | None = None
     scores: list[Score] = Field(default_factory=list)
     tool_calls: list[ToolCall] = Field(default_factory=list)
     latency_ms: float = 0.0
@@ -123,6 +183,15 @@ class CaseResult(BaseModel):
     started_at: datetime
     ended_at: datetime
     tags: list[str] = Field(default_factory=list)
+
+    @property
+    def outcome(self) -> CaseOutcome:
+        """The ledger entry: cancelled, errored (the target or any scorer failed) or completed."""
+        if self.status == "cancelled":
+            return "cancelled"
+        if self.status == "error" or any(s.outcome == "error" for s in self.scores):
+            return "errored"
+        return "completed"
 
 
 class ScorerSummary(BaseModel):
@@ -134,6 +203,7 @@ class ScorerSummary(BaseModel):
     scored: int
     errors: int
     passed: int
+    not_applicable: int = 0
     mean_ci: tuple[float, float] | None = None
     pass_rate_ci: tuple[float, float] | None = None
 
@@ -144,9 +214,13 @@ class RunSummary(BaseModel):
     run_id: str
     suite: str
     status: Literal["running", "completed", "interrupted", "failed"] = "completed"
-    cases: int
-    errors: int
-    error_rate: float
+    cases: int  # case × repeat results stored
+    errors: int  # of them errored: the target or a scorer failed (the one error count)
+    error_rate: float  # errors / (completed + errored): the one error rate, ``errors/rate``
+    planned: int | None = None  # case × repeat the run planned (None: not known, e.g. an old store)
+    completed: int = 0
+    cancelled: int = 0
+    missing: int = 0  # planned but neither completed, errored nor cancelled: a broken ledger
     latency_p50_ms: float | None
     latency_p95_ms: float | None
     tokens_total: int = 0
@@ -154,11 +228,13 @@ class RunSummary(BaseModel):
     scorers: list[ScorerSummary] = Field(default_factory=list)
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    notes: list[str] = Field(default_factory=list)  # what went wrong in the engine, for the reader
 
     def metrics(self) -> dict[str, float]:
         """Flat metric names as logged to MLflow and used by thresholds."""
         out: dict[str, float] = {
             "cases": float(self.cases),
+            "cases/cancelled": float(self.cancelled),
             "errors/count": float(self.errors),
             "errors/rate": self.error_rate,
             "tokens/total": float(self.tokens_total),
@@ -178,4 +254,13 @@ class RunSummary(BaseModel):
             if s.pass_rate_ci is not None:
                 out[f"{s.name}/pass_rate_ci_low"], out[f"{s.name}/pass_rate_ci_high"] = s.pass_rate_ci
             out[f"{s.name}/errors"] = float(s.errors)
+            out[f"{s.name}/not_applicable"] = float(s.not_applicable)
+        if self.planned is not None:
+            out["cases/planned"] = float(self.planned)
+            out["cases/missing"] = float(self.missing)
         return out
+
+    @property
+    def accounted(self) -> bool:
+        """Every planned case × repeat ended completed, errored or cancelled."""
+        return self.missing == 0

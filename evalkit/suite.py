@@ -1,7 +1,16 @@
-"""Suite files: name, dataset, target, scorers, thresholds and run defaults, validated up front."""
+"""Suite files: name, dataset, target, scorers, thresholds and run defaults, validated up front.
+
+Before the scorers are built, the suite's folder (and the working directory) are importable, the
+modules listed under ``imports:`` are imported in order, and the target's module is imported (as
+part of building the target), so ``@evalkit.scorer`` functions defined next to the agent or in a
+module of the suite's folder can be named by their bare name.
+"""
 
 from __future__ import annotations
 
+import importlib
+import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalkit.datasets import DatasetSource, check_unique, describe_validation_error
-from evalkit.errors import UserError
+from evalkit.errors import UserError, describe_exception
 from evalkit.schema import Case
 from evalkit.scorers.registry import BoundScorer, ScorerUnavailable, build_scorer
 from evalkit.targets import Target, build_target
@@ -41,6 +50,7 @@ class SuiteSpec(BaseModel):
     description: str | None = None
     dataset: str | list[dict[str, Any]]
     target: str | dict[str, Any]
+    imports: list[str] = Field(default_factory=list)
     scorers: list[str | dict[str, Any]] = Field(min_length=1)
     thresholds: list[Any] | dict[str, Any] = Field(default_factory=list)
     defaults: RunDefaults = Field(default_factory=RunDefaults)
@@ -73,8 +83,50 @@ def _inside(path: Path, roots: list[Path]) -> bool:
     return any(rp.is_relative_to(r.resolve()) for r in roots)
 
 
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _importable(folder: Path) -> None:
+    """Put the suite's folder and the working directory on ``sys.path``, as for the target."""
+    for entry in (folder.resolve(), Path.cwd().resolve()):
+        if not any(_same_dir(entry, e) for e in sys.path):
+            sys.path.insert(0, str(entry))
+
+
+def _same_dir(a: Path, entry: str) -> bool:
+    try:
+        return a == Path(entry or ".").resolve()
+    except OSError:
+        return False
+
+
+def _import_modules(names: list[str], file: Path, lines: dict[Any, int]) -> None:
+    """Import the suite's ``imports:`` in order; a failure names the suite's line and the module."""
+    for i, name in enumerate(names):
+        line = line_of(lines, ("imports", i))
+        as_module = name[:-3].replace("/", ".") if name.endswith(".py") else None
+        hint = f" (write the module name: '{as_module}')" if as_module and _MODULE.match(as_module) else ""
+        if not _MODULE.match(name):
+            if ":" in name:
+                hint = " (imports lists modules; name 'module:function' under scorers:)"
+            raise UserError(f"imports: '{name}' is not a module name{hint}", file=file, line=line)
+        try:
+            importlib.import_module(name)
+        except UserError as exc:
+            raise UserError(f"cannot import '{name}': {exc.message}", file=file, line=line) from None
+        except ModuleNotFoundError as exc:
+            raise UserError(f"cannot import '{name}': {describe_exception(exc)}{hint}", file=file, line=line) from None
+        except (Exception, SystemExit) as exc:  # a module failing as it is imported
+            raise UserError(f"cannot import '{name}': {describe_exception(exc)}", file=file, line=line) from None
+
+
 def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
-    """Load and fully validate a suite file (dataset, target, scorers) before anything runs."""
+    """Load and fully validate a suite file (dataset, target, scorers) before anything runs.
+
+    Order: the file, the dataset (it must have cases), the suite's ``imports:``, the target
+    (importing its module) when ``build_target_now``, then the scorers, so that scorers defined in
+    user code are registered by the time they are named.
+    """
     p = Path(path)
     data, lines = load_yaml(p)
     if not isinstance(data, dict):
@@ -104,6 +156,18 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
                  for i, c in enumerate(spec.dataset))
         cases = list(check_unique(pairs, p))
         dataset_path = None
+    if len(cases) == 0:
+        what = f"dataset '{spec.dataset}'" if isinstance(spec.dataset, str) else "dataset (an inline list)"
+        raise UserError(f"{what} has no cases", file=p, line=line_of(lines, ("dataset",)))
+    # user code: the suite's folder, its imports, then the target's module (scorers may live there)
+    _importable(base)
+    _import_modules(spec.imports, p, lines)
+    target = None
+    if build_target_now:
+        try:
+            target = build_target(spec.target, base)
+        except UserError as exc:
+            raise UserError(exc.message, file=p, line=line_of(lines, ("target",)), field=exc.field) from None
     # scorers
     scorers = []
     skipped: list[str] = []
@@ -121,12 +185,6 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     if dupes:
         raise UserError(f"two scorers are named '{sorted(dupes)[0]}'; give one an 'as:' name", file=p,
                         line=line_of(lines, ("scorers",)))
-    target = None
-    if build_target_now:
-        try:
-            target = build_target(spec.target, base)
-        except UserError as exc:
-            raise UserError(exc.message, file=p, line=line_of(lines, ("target",)), field=exc.field) from None
     if target is not None and spec.agent.name:
         target.name = spec.agent.name
     if target is not None and spec.agent.version:

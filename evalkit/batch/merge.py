@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from evalkit.errors import UserError
+from evalkit.pipeline.finalise import finalise
 from evalkit.provenance import new_run_id
+from evalkit.runner import RunOutcome
 from evalkit.schema import RunSummary
-from evalkit.session import finalise
 from evalkit.store.db import Store
 
 TABLES = ("case_results", "scores", "spans")
@@ -84,8 +85,10 @@ def _merge(
         )
         if dupes:
             raise UserError(f"case '{dupes[0][0]}' (repeat {dupes[0][1]}) is in more than one source run; not merged")
-        total = store.execute("SELECT count(*) FROM case_results WHERE run_id = ?", [run_id])[0][0]
+        # the merged run plans what its sources planned: a shard that never finished leaves cases missing
+        planned = sum(int(store.execute(f"SELECT coalesce(cases_total, 0) FROM {a}.runs WHERE run_id = ?", [r])[0][0])
+                      for a, r in picked)
         store.execute("UPDATE runs SET cases_total = ?, config = json_merge_patch(coalesce(config, '{}'), ?) WHERE run_id = ?",
-                      [total, '{"merged_from": ' + str([r for _, r in picked]).replace("'", '"') + "}", run_id])
+                      [planned, '{"merged_from": ' + str([r for _, r in picked]).replace("'", '"') + "}", run_id])
     suite_name = next(iter(suites))
-    return run_id, finalise(store, run_id, str(suite_name), "completed")
+    return run_id, finalise(store, run_id, str(suite_name), planned=planned or None, engine=RunOutcome())

@@ -5,8 +5,8 @@ and keeps ``num_workers`` chunks in flight as Ray tasks. Each task rebuilds the 
 and scorers from the suite file (nothing executable is pickled), runs evalkit's own async
 :class:`~evalkit.runner.Runner` over its chunk and writes results, scores and spans as Parquet
 parts. Only the driver opens the DuckDB store: it merges committed parts as they appear (so
-``evalkit status`` and the progress bar move), then the spans of each finished chunk, then
-writes the summary with :func:`evalkit.session.finalise`.
+``evalkit status`` and the progress bar move), then the spans of each finished chunk. The
+pipeline (:mod:`evalkit.pipeline`) plans, starts and finalises the run around it.
 
 Limits are cluster-wide, as on one machine: the run's ``concurrency`` and the per-model limit
 (``EVALKIT_MODEL_CONCURRENCY``) are divided between the workers. Retries with backoff, the
@@ -48,8 +48,9 @@ from evalkit.batch.parquet_sink import (
     span_files,
 )
 from evalkit.errors import UserError
+from evalkit.pipeline.plan import Plan
+from evalkit.runner import RunOutcome
 from evalkit.schema import Case
-from evalkit.session import RunPlan, RunRecord, finalise, start_run
 from evalkit.store.db import Store
 
 OVERRIDE_KEYS = frozenset({"target", "scorers", "env"})
@@ -226,13 +227,6 @@ def _chunks(cases: Iterable[Case], size: int) -> Iterator[list[Case]]:
         yield batch
 
 
-def _count(cases: Iterable[Case]) -> int | None:
-    try:
-        return len(cases)  # type: ignore[arg-type]
-    except TypeError:
-        return None
-
-
 def _connect(address: str | None, num_workers: int | None) -> bool:
     """Make sure Ray is initialised; True when this call started a local Ray (to stop it afterwards)."""
     import ray
@@ -291,11 +285,10 @@ def _worker_error(exc: BaseException) -> str:
 
 
 def run_on_ray(
-    plan: RunPlan,
+    plan: Plan,
     store: Store,
     *,
-    suite_file: Path,
-    overrides: dict[str, Any],
+    overrides: dict[str, Any] | None = None,
     address: str | None = None,
     num_workers: int | None = None,
     tracing: bool = True,
@@ -304,22 +297,23 @@ def run_on_ray(
     handle_signals: bool = True,
     keep_shards: bool = False,
     poll_s: float = 0.5,
-) -> RunRecord:
-    """Run ``plan`` on Ray workers and merge their Parquet shards into ``store``.
+) -> RunOutcome:
+    """Run a started ``plan`` on Ray workers and merge their Parquet shards into ``store``.
 
-    ``suite_file`` is the suite the workers rebuild the target and scorers from; ``overrides``
-    may replace them (``target``: a target spec, ``scorers``: a list of scorer specs) and add
-    worker environment variables (``env``). ``address`` names an existing cluster (``auto``,
+    The workers rebuild the target and scorers from the plan's suite file; ``overrides`` may
+    replace them (``target``: a target spec, ``scorers``: a list of scorer specs) and add worker
+    environment variables (``env``). ``address`` names an existing cluster (``auto``,
     ``host:port``); otherwise a local Ray with ``num_workers`` CPUs (default: all) is started
     for the run. ``on_progress(cases, errors, tokens, cost_usd)`` gets the run's stored totals
-    after each merge. Returns the run's record, as :func:`evalkit.session.execute` does.
+    after each merge. Returns the engine's outcome; the pipeline finalises the run.
     """
+    overrides = overrides or {}
     unknown = set(overrides) - OVERRIDE_KEYS
     if unknown:
         raise UserError(f"ray engine: unknown override '{sorted(unknown)[0]}' (known: {', '.join(sorted(OVERRIDE_KEYS))})")
-    suite_path = Path(suite_file).resolve()
-    if not suite_path.is_file():
-        raise UserError(f"ray engine: suite file {suite_file} not found")
+    if plan.suite.path is None or not Path(plan.suite.path).is_file():
+        raise UserError("the ray engine needs a suite file (workers rebuild the target and scorers from it)")
+    suite_path = Path(plan.suite.path).resolve()
     try:
         import ray
     except ImportError:
@@ -329,21 +323,18 @@ def run_on_ray(
 
         cache.flush()  # workers read the cache file: everything this process learnt must be in it
 
-    from evalkit.provenance import new_run_id
-
+    s = plan.settings
     started_ray = _connect(address, num_workers)
     try:
         workers = num_workers or _cluster_cpus()
-        run_id = plan.run_id or new_run_id()
+        run_id = plan.run_id
         shard_dir = _shard_root(store) / run_id
-        total_cases = _count(plan.cases)
-        size = chunk_size or (min(1000, max(1, math.ceil(total_cases / (workers * 4)))) if total_cases else 500)
-        config = {**plan.config, "engine": "ray", "ray": {"workers": workers, "chunk_size": size,
-                                                           "address": address or "local"}}
-        plan.config = config
-        start_run(plan, store, run_id)
+        total_cases = len(plan.cases)
+        size = chunk_size or min(1000, max(1, math.ceil(total_cases / (workers * 4))))
+        store.update_run(run_id, config={**plan.config, "ray": {"workers": workers, "chunk_size": size,
+                                                                 "address": address or "local"}})
         skip = set(plan.skip)
-        if plan.resume and shard_dir.exists():  # shards an interrupted driver never merged
+        if plan.mode != "new" and shard_dir.exists():  # shards an interrupted driver never merged
             leftover = committed_parts(shard_dir)
             merge_parts(store, run_id, leftover)
             merge_spans(store, run_id, span_files(shard_dir), dedupe=True)
@@ -352,33 +343,28 @@ def run_on_ray(
         shard_dir.mkdir(parents=True, exist_ok=True)
 
         job_base = dict(
-            run_id=run_id, suite=plan.suite, suite_file=str(suite_path), suite_sha256=_sha256(suite_path),
-            scorer_names=[s.name for s in plan.scorers], cwd=os.getcwd(), env=_worker_env(overrides, workers),
+            run_id=run_id, suite=plan.suite.name, suite_file=str(suite_path), suite_sha256=_sha256(suite_path),
+            scorer_names=[sc.name for sc in plan.suite.scorers], cwd=os.getcwd(), env=_worker_env(overrides, workers),
             overrides={k: v for k, v in overrides.items() if k != "env"},
-            concurrency=max(1, math.ceil(plan.concurrency / workers)), timeout_s=plan.timeout_s,
-            repeats=plan.repeats, cache=plan.cache, tracing=tracing, shard_dir=str(shard_dir),
+            concurrency=max(1, math.ceil(s.concurrency / workers)), timeout_s=s.timeout_s,
+            repeats=s.repeats, cache=s.cache, tracing=tracing, shard_dir=str(shard_dir),
         )
         remote = ray.remote(num_cpus=1, max_retries=2)(run_chunk)
-        try:
-            status = _drive(remote, job_base, plan, skip, size, workers, store, run_id, shard_dir,
-                            on_progress, handle_signals, poll_s)
-        except BaseException:
-            finalise(store, run_id, plan.suite, "failed")
-            raise
+        outcome = _drive(remote, job_base, plan, skip, size, workers, store, run_id, shard_dir,
+                         on_progress, handle_signals, poll_s)
     finally:
         if started_ray:
             ray.shutdown()
     if not keep_shards:
         shutil.rmtree(shard_dir, ignore_errors=True)
-    summary = finalise(store, run_id, plan.suite, status)
-    return RunRecord(run_id=run_id, summary=summary, status=status)
+    return outcome
 
 
 def _drive(
-    remote: Any, job_base: dict[str, Any], plan: RunPlan, skip: set[tuple[str, int]], size: int, workers: int,
+    remote: Any, job_base: dict[str, Any], plan: Plan, skip: set[tuple[str, int]], size: int, workers: int,
     store: Store, run_id: str, shard_dir: Path, on_progress: ProgressFn | None, handle_signals: bool, poll_s: float,
-) -> str:
-    """Submit chunks (at most ``workers`` in flight), merge parts as they land; returns the run status."""
+) -> RunOutcome:
+    """Submit chunks (at most ``workers`` in flight), merge parts as they land; returns the engine's outcome."""
     import ray
 
     merged: set[Path] = set()
@@ -397,14 +383,15 @@ def _drive(
             if on_progress is not None:
                 on_progress(*run_totals(store, run_id))
 
+    repeats = plan.settings.repeats
     chunks = enumerate(_chunks(plan.cases, size))
 
     def submit_next() -> bool:
         for index, cases in chunks:
-            keys = [(c.id, r) for c in cases for r in range(plan.repeats) if (c.id, r) in skip]
-            if len(keys) == len(cases) * plan.repeats:
+            keys = [(c.id, r) for c in cases for r in range(repeats) if (c.id, r) in skip]
+            if len(keys) == len(cases) * repeats:
                 continue  # everything here is done already
-            todo = [c for c in cases if any((c.id, r) not in skip for r in range(plan.repeats))]
+            todo = [c for c in cases if any((c.id, r) not in skip for r in range(repeats))]
             pending[remote.remote(ChunkJob(chunk=index, cases=todo, skip=keys, **job_base))] = index
             return True
         return False
@@ -438,8 +425,8 @@ def _drive(
         stop.restore()
     merge_new()
     if failure is not None:
-        raise UserError(f"ray engine: {failure}; the cases finished before it are stored in run {run_id}")
-    return "interrupted" if stop.presses or cancelled else "completed"
+        return RunOutcome(status="failed", failures=[f"ray engine: {failure}"])
+    return RunOutcome(status="interrupted" if stop.presses or cancelled else "completed")
 
 
 __all__ = ["ChunkJob", "ChunkReport", "run_chunk", "run_on_ray"]

@@ -7,11 +7,10 @@ from typing import Any
 from evalkit.datasets import file_sha256
 from evalkit.errors import UserError
 from evalkit.store.db import Store
+from evalkit.store.reads import done_keys
 from evalkit.suite import Suite
 
 UNFINISHED = ("running", "interrupted", "failed")
-# a case "ended in an error" when the target failed or a scorer could not score for a fault
-RETRYABLE_SCORE_ERROR = "error IS NOT NULL AND error NOT LIKE 'not_scored:%'"
 
 
 def latest_unfinished(store: Store, suite: str) -> str | None:
@@ -43,21 +42,18 @@ def _delete_keys(store: Store, run_id: str, where_cases: str) -> None:
 
 def prepare_resume(store: Store, run_id: str) -> set[tuple[str, int]]:
     """Clear cancelled cases and orphan spans of a run; return the (case, repeat) keys already done."""
-    _delete_keys(store, run_id, "status = 'cancelled'")
+    _delete_keys(store, run_id, "outcome = 'cancelled'")
     # spans of cases that were in flight when the process died belong to no stored case
     store.execute(
         "DELETE FROM spans WHERE run_id = $run AND trace_id NOT IN "
         "(SELECT trace_id FROM case_results WHERE run_id = $run AND trace_id IS NOT NULL)", {"run": run_id},
     )
-    return store.done_keys(run_id)
+    return done_keys(store, run_id)
 
 
 def prepare_retry_errors(store: Store, run_id: str) -> tuple[set[tuple[str, int]], int]:
-    """Clear the cases of a run that ended in an error; return (keys to keep, number cleared)."""
-    bad = (
-        f"status <> 'ok' OR (case_id, repeat) IN (SELECT case_id, repeat FROM scores WHERE run_id = $run"
-        f" AND {RETRYABLE_SCORE_ERROR})"
-    )
-    n = store.execute(f"SELECT count(*) FROM case_results WHERE run_id = $run AND ({bad})", {"run": run_id})[0][0]
+    """Clear the cases of a run that errored (or were cancelled); return (keys to keep, number cleared)."""
+    bad = "outcome <> 'completed'"
+    n = store.execute(f"SELECT count(*) FROM case_results WHERE run_id = $run AND {bad}", {"run": run_id})[0][0]
     _delete_keys(store, run_id, bad)
-    return store.done_keys(run_id), int(n)
+    return done_keys(store, run_id), int(n)

@@ -59,28 +59,45 @@ def _testcase(parent: ET.Element, counts: _Counts, name: str, classname: str, se
     return tc
 
 
+def _skip(tc: ET.Element, counts: _Counts, message: str) -> None:
+    ET.SubElement(tc, "skipped", message=_message(message, "skipped"))
+    counts.skipped += 1
+
+
+def _error(tc: ET.Element, counts: _Counts, kind: str | None, text: str | None, fallback: str, trace: str) -> None:
+    el = ET.SubElement(tc, "error", message=_message(text, fallback), type=_clean(kind or "internal"))
+    el.text = _clean(f"{text or fallback}{trace}")
+    counts.errors += 1
+
+
 def _outcome(tc: ET.Element, counts: _Counts, case: CaseRow, score: ScoreRow | None) -> None:
+    """A testcase's result: ``<failure>`` a failed score, ``<error type="<error kind>">`` an error,
+    ``<skipped>`` a score that does not apply or a case the run cancelled before it ran."""
     trace = f"\ntrace_id: {case.trace_id}" if case.trace_id else ""
     if score is None:
-        if case.status != "ok" or case.error:
-            el = ET.SubElement(tc, "error", message=_message(case.error, "case failed"), type="CaseError")
-            el.text = _clean(f"{case.error or 'case failed'}{trace}")
-            counts.errors += 1
+        if case.outcome == "cancelled":
+            _skip(tc, counts, f"cancelled: {case.error or 'the run was interrupted'}")
+        elif case.target_failed or case.error:
+            _error(tc, counts, case.error_kind or "target_exception", case.error, "case failed", trace)
         else:
-            ET.SubElement(tc, "skipped", message="scorer produced no score for this case")
-            counts.skipped += 1
+            _skip(tc, counts, "scorer produced no score for this case")
+        return
+    if score.outcome == "not_applicable":
+        _skip(tc, counts, f"not applicable: {score.error or 'the case lacks what this scorer needs'}")
+        return
+    if score.outcome == "error":
+        if score.error_kind == "cancelled":
+            _skip(tc, counts, f"cancelled: {score.error or 'the run was interrupted'}")
+            return
+        text = score.error
+        if case.target_failed and case.error:  # not scored because the target failed: say why it failed
+            text = f"{score.error or 'not scored'}: {case.error}"
+        _error(tc, counts, score.error_kind, text, "scorer error", trace)
         return
     detail = f"value: {_fmt(score.value)}\npassed: {score.passed}"
     detail += f"\nrationale: {score.rationale}" if score.rationale else ""
     detail += trace
-    if score.error:
-        el = ET.SubElement(tc, "error", message=_message(score.error, "scorer error"), type="ScorerError")
-        el.text = _clean(f"{score.error}{trace}")
-        counts.errors += 1
-    elif score.value is None:
-        ET.SubElement(tc, "skipped", message="not scored")
-        counts.skipped += 1
-    elif score.passed is False:
+    if score.passed is False:
         el = ET.SubElement(
             tc,
             "failure",
@@ -143,13 +160,16 @@ def render_junit(summary: RunSummary, gate: GateResult | None, cases: CaseTable 
                 "pass_rate_ci": None
                 if s is None or s.pass_rate_ci is None
                 else f"[{_fmt(s.pass_rate_ci[0])}, {_fmt(s.pass_rate_ci[1])}]",
+                "scored": None if s is None else s.scored,
+                "not_applicable": None if s is None else s.not_applicable,
+                "errors": None if s is None else s.errors,
             },
         )
         counts = _Counts()
         for case in rows:
             score = next((x for x in case.scores if x.name == scorer), None)
-            if score is None and case.scores and case.status == "ok":
-                continue  # this scorer did not apply to the case
+            if score is None and case.scores and case.outcome != "cancelled" and not case.target_failed:
+                continue  # this scorer did not run on the case (a scorer added later, a subset)
             name = f"{case.case_id} [repeat {case.repeat}]" if multi_repeat else case.case_id
             tc = _testcase(suite_el, counts, name, classname, (case.latency_ms or 0.0) / 1000.0)
             _outcome(tc, counts, case, score)
@@ -161,6 +181,16 @@ def render_junit(summary: RunSummary, gate: GateResult | None, cases: CaseTable 
     total.stamp(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+_KNOWN_STATUSES = ("passed", "failed", "infra_error", "incomplete")
+
+
+def _ledger(summary: RunSummary) -> str:
+    planned = f"planned {summary.planned}, " if summary.planned is not None else ""
+    missing = f", missing {summary.missing}" if summary.planned is not None else ""
+    return (f"{planned}completed {summary.completed}, errored {summary.errors}, cancelled {summary.cancelled}"
+            f"{missing}")
 
 
 def _gate_suite(
@@ -175,6 +205,17 @@ def _gate_suite(
         {"run_id": summary.run_id, "status": gate.status, "exit_code": gate.exit_code, "reason": gate.reason},
     )
     counts = _Counts()
+    tc = _testcase(suite_el, counts, "run complete", classname, 0.0)
+    if gate.status == "incomplete":
+        el = ET.SubElement(tc, "error", message=_message(gate.reason, "run incomplete"), type="Incomplete")
+        el.text = _clean(f"{gate.reason}\n{_ledger(summary)}")
+        counts.errors += 1
+    elif gate.status not in _KNOWN_STATUSES:  # a verdict this writer does not know: never a pass
+        el = ET.SubElement(tc, "error", message=_message(gate.reason, f"gate {gate.status}"), type=_clean(gate.status))
+        el.text = _clean(gate.reason)
+        counts.errors += 1
+    else:
+        ET.SubElement(tc, "system-out").text = _clean(_ledger(summary))
     tc = _testcase(suite_el, counts, f"errors/rate<={gate.max_error_rate:g}", classname, 0.0)
     if gate.status == "infra_error":
         el = ET.SubElement(

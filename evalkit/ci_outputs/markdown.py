@@ -13,8 +13,9 @@ from evalkit.schema import RunSummary
 
 __all__ = ["render_markdown", "write_github_summary", "write_markdown"]
 
-_ICON = {"passed": "✅", "failed": "❌", "infra_error": "⚠️"}
-_TITLE = {"passed": "gate passed", "failed": "gate FAILED", "infra_error": "infrastructure errors"}
+_ICON = {"passed": "✅", "failed": "❌", "infra_error": "⚠️", "incomplete": "⛔"}
+_TITLE = {"passed": "gate passed", "failed": "gate FAILED", "infra_error": "infrastructure errors",
+          "incomplete": "run INCOMPLETE"}
 
 
 def _cell(text: object, limit: int = 120) -> str:
@@ -66,6 +67,7 @@ def _metrics_section(summary: RunSummary, metrics: Mapping[str, float | None]) -
                 _num(metrics.get(f"{s.name}/pass_all_k"), True),
                 _num(metrics.get(f"{s.name}/flaky_rate"), True),
                 str(s.scored),
+                str(s.not_applicable),
                 str(s.errors),
             ]
         )
@@ -81,9 +83,23 @@ def _metrics_section(summary: RunSummary, metrics: Mapping[str, float | None]) -
         "pass^k",
         "flaky",
         "scored",
+        "n/a",
         "errors",
     ]
-    return ["### Metrics", "", *_table(header, rows, ["l"] + ["r"] * 9)]
+    lines = ["### Metrics", "", *_table(header, rows, ["l"] + ["r"] * 10)]
+    if any(s.not_applicable for s in summary.scorers):
+        lines += ["_n/a: the scorer does not apply to the case (no reference, no spans, ...): neither a fail nor "
+                  "an error._", ""]
+    return lines
+
+
+def _ledger_line(summary: RunSummary) -> list[str]:
+    """Where the planned case × repeats ended, when the run's plan is known."""
+    if summary.planned is None:
+        return []
+    missing = f"**{summary.missing} missing**" if summary.missing else "0 missing"
+    return [f"Ledger: {summary.planned} planned · {summary.completed} completed · {summary.errors} errored · "
+            f"{summary.cancelled} cancelled · {missing}", ""]
 
 
 def _checks_section(gate: GateResult) -> list[str]:
@@ -172,23 +188,29 @@ def _failing_section(cases: CaseTable | None, top: int) -> list[str]:
     if not rows:
         return []
     failing: dict[str, _Failing] = {}
-    errored = 0
+    target_failed = cancelled = 0
     for r in rows:
-        if r.status != "ok" or r.error:
-            errored += 1
-        bad = [s for s in r.scores if s.passed is False or s.error]
+        target_failed += r.target_failed
+        cancelled += r.outcome == "cancelled"
+        if r.outcome == "cancelled":
+            continue
+        bad = [s for s in r.scores if s.passed is False or s.outcome == "error"]
         if not bad:
             continue
         entry = failing.setdefault(r.case_id, _Failing())
         entry.n += len(bad)
         entry.trace = entry.trace or r.trace_id
         for s in bad:
-            entry.scorers[s.name] = entry.scorers.get(s.name, 0) + 1
+            label = s.name if s.outcome != "error" else f"{s.name} (error: {s.error_kind})"
+            entry.scorers[label] = entry.scorers.get(label, 0) + 1
             if entry.why is None:
-                entry.why = s.error or s.rationale or f"{s.name} = {_num(s.value)}"
+                entry.why = (r.error if r.target_failed else None) or s.error or s.rationale or \
+                    f"{s.name} = {_num(s.value)}"
     lines = ["### Top failing cases", ""]
-    if errored:
-        lines += [f"{errored} case run(s) errored before scoring.", ""]
+    if target_failed:
+        lines += [f"{target_failed} case run(s) errored before scoring (the target failed).", ""]
+    if cancelled:
+        lines += [f"{cancelled} case run(s) were cancelled before they ran.", ""]
     if not failing:
         return [*lines, "_No failing cases._", ""]
     ranked = sorted(failing.items(), key=lambda kv: (-kv[1].n, kv[0]))[:top]
@@ -217,8 +239,10 @@ def render_markdown(
     if gate is None:
         lines += [f"## evalkit · {_code(summary.suite)}", ""]
     else:
+        icon = _ICON.get(status, "⛔")  # a verdict this writer does not know: never shown as a pass
+        title = _TITLE.get(status, f"gate {_cell(status)}")
         lines += [
-            f"## {_ICON[status]} evalkit {_TITLE[status]} · {_code(summary.suite)}",
+            f"## {icon} evalkit {title} · {_code(summary.suite)}",
             "",
             f"> {_cell(gate.reason, 600)} (exit code {gate.exit_code})",
             "",
@@ -228,7 +252,10 @@ def render_markdown(
         err_line = f"errors {gate.error_rate:.1%} (max {gate.max_error_rate:.1%})"
     lat = f" · latency p95 {summary.latency_p95_ms:.0f} ms" if summary.latency_p95_ms is not None else ""
     cost = f" · cost ${summary.cost_usd_total:.4f}" if summary.cost_usd_total else ""
-    lines += [f"Run {_code(summary.run_id)} · {summary.cases} case runs · {err_line}{lat}{cost}", ""]
+    na = sum(s.not_applicable for s in summary.scorers)
+    na_line = f" · {na} score(s) not applicable" if na else ""
+    lines += [f"Run {_code(summary.run_id)} · {summary.cases} case runs · {err_line}{na_line}{lat}{cost}", ""]
+    lines += _ledger_line(summary)
     metrics = gate.metrics if gate else summary.metrics()
     lines += _metrics_section(summary, metrics)
     if gate is not None:

@@ -1,8 +1,18 @@
-"""The root ``evalkit`` command; user errors print one line and exit 2, with no traceback."""
+"""The root ``evalkit`` command; user errors print one line and exit 2, with no traceback.
+
+Run as the process's entry point, a command never hangs the exit: if non-daemon threads that
+user code started are still running :data:`EXIT_GRACE_S` after the interpreter began to exit,
+one warning names them and the process ends with the command's exit code (``os._exit``)
+instead of waiting for them. Called from other code (tests), ``main()`` only raises SystemExit.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import threading
+import time
 
 import typer
 
@@ -42,8 +52,59 @@ def _mount() -> None:
         mod.register(app)
 
 
+EXIT_GRACE_S = 2.0  # time left for non-daemon threads (idle pools, late flushes) to end on their own
+
+
+def _leftover_threads() -> list[threading.Thread]:
+    main_thread = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main_thread and not t.daemon and t.is_alive()]
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    return code if isinstance(code, int) else 1  # sys.exit("message") exits 1
+
+
+def _guard_exit(code: int) -> None:
+    """If non-daemon threads are alive, arm a watchdog: still alive after the grace, warn once and ``os._exit``."""
+    if not _leftover_threads():
+        return  # the usual case: a normal interpreter exit, untouched
+    caller = sys._getframe(2)  # main()'s caller: the console script or ``python -m``, module-level code
+    if caller.f_globals.get("__name__") != "__main__" or caller.f_code.co_name != "<module>":
+        return  # called in-process by other code: its process, its exit
+    main_thread = threading.main_thread()
+
+    def watchdog() -> None:
+        main_thread.join()  # returns once the interpreter starts its exit (before it joins other threads)
+        time.sleep(EXIT_GRACE_S)
+        names = [t.name for t in _leftover_threads()]
+        if not names:
+            return  # they ended: the interpreter exits by itself
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"warning: {len(names)} thread(s) started by the agent are still running "
+                             f"({', '.join(names)}); exiting anyway\n")
+            sys.stderr.flush()
+        os._exit(code)
+
+    threading.Thread(target=watchdog, name="evalkit-exit-watchdog", daemon=True).start()
+
+
 def main() -> None:
     _mount()
+    try:
+        _main()
+    except SystemExit as exc:
+        _guard_exit(_exit_code(exc.code))
+        raise
+    except BaseException:
+        _guard_exit(1)  # the traceback is printed as usual, then the exit may not hang either
+        raise
+
+
+def _main() -> None:
     try:
         rc = app(standalone_mode=False)
     except UserError as exc:

@@ -18,21 +18,22 @@ def status(
     """Progress of a run: done / total, cases/s, ETA, errors, tokens and cost (works while it runs)."""
     from evalkit.batch.progress_file import progress_path, read_progress
     from evalkit.store.db import default_store_path, open_store
+    from evalkit.store.reads import ledger
 
     path = store or default_store_path()
     snap = read_progress(progress_path(path, run_id))
     try:  # the store is readable only when no run holds its write lock
         with open_store(path, read_only=True) as st:
             run = st.get_run(run_id)
-            done = st.execute("SELECT count(*), count(*) FILTER (WHERE status <> 'ok') FROM case_results"
-                              " WHERE run_id = ?", [run["run_id"]])[0]
+            books = ledger(st, run["run_id"])
     except UserError:
         if snap is None:
             raise
     else:
         summ = run.get("summary") or {}
-        snap = {**(snap or {}), "run_id": run["run_id"], "status": run["status"], "done": done[0],
-                "total": run["cases_total"], "errors": done[1], "tokens": summ.get("tokens_total"),
+        snap = {**(snap or {}), "run_id": run["run_id"], "status": run["status"], "done": books.recorded,
+                "total": run["cases_total"], "completed": books.completed, "errors": books.errored,
+                "cancelled": books.cancelled, "tokens": summ.get("tokens_total"),
                 "cost_usd": summ.get("cost_usd_total")}
         if run["status"] == "running":  # nobody holds the store: the process that ran it is gone
             snap["stale"] = True
@@ -42,6 +43,8 @@ def status(
         return
     total = snap.get("total") or "?"
     line = f"{snap['run_id']}: {snap['status']} · {snap['done']}/{total} cases · errors {snap.get('errors', 0)}"
+    if snap.get("cancelled"):
+        line += f" · cancelled {snap['cancelled']}"
     if snap.get("cases_per_s"):
         line += f" · {snap['cases_per_s']:.1f} cases/s"
     if snap.get("eta_s") is not None and snap["status"] == "running":

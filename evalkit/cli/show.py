@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -11,42 +10,52 @@ from evalkit.cli.common import JsonOpt, StoreOpt, console, fmt, print_json
 
 
 def load_run_cases(st: Any, run_id: str) -> list[dict[str, Any]]:
-    """Per-case rows with their scores, failures first."""
-    cases = st.query(
-        "SELECT case_id, repeat, status, input, expected, output, error, latency_ms, input_tokens, output_tokens,"
-        " cost_usd, trace_id, tags, tool_calls FROM case_results WHERE run_id = ? ORDER BY case_id, repeat",
-        [run_id],
-    )
-    scores = st.query(
-        "SELECT case_id, repeat, name, value, is_bool, passed, rationale, error, metadata FROM scores WHERE run_id = ?",
-        [run_id],
-    )
-    by_key: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for s in scores:
-        value: Any = s["value"]
-        if s["is_bool"] and value is not None:
-            value = bool(value)
-        by_key.setdefault((s["case_id"], s["repeat"]), []).append({
-            "name": s["name"], "value": value, "passed": s["passed"], "rationale": s["rationale"], "error": s["error"],
-            "metadata": json.loads(s["metadata"]) if s["metadata"] else {},
-        })
-    for c in cases:
-        for k in ("input", "expected", "output", "tool_calls"):
-            if isinstance(c[k], str):
-                c[k] = json.loads(c[k])
-        c["scores"] = by_key.get((c["case_id"], c["repeat"]), [])
-        c["failed"] = c["status"] != "ok" or any(s["passed"] is False or s["error"] for s in c["scores"])
-    cases.sort(key=lambda c: (not c["failed"], c["case_id"], c["repeat"]))
-    return cases
+    """Per-case rows with their scores, failures first (:func:`evalkit.store.reads.cases_with_scores`)."""
+    from evalkit.store.reads import cases_with_scores
+
+    return cases_with_scores(st, run_id)
+
+
+def score_cell(s: dict[str, Any] | None) -> str:
+    """One score as a table cell: its value (green pass, red fail), dim ``n/a`` or ``error (<kind>)``."""
+    if s is None:
+        return ""
+    if s.get("outcome") == "not_applicable":
+        return "[dim]n/a[/dim]"
+    if s.get("outcome") == "error":
+        return f"[yellow]error ({s.get('error_kind') or 'unknown'})[/yellow]"
+    mark = "[green]" if s["passed"] is not False else "[red]"
+    return f"{mark}{fmt(s['value'], 2)}[/]"
+
+
+def outcome_cell(c: dict[str, Any]) -> str:
+    """The case's ledger outcome: completed, ``errored (<kind>)`` or cancelled."""
+    if c["outcome"] == "cancelled":
+        return "[dim]cancelled[/dim]"
+    if c["outcome"] == "errored":
+        kind = c.get("error_kind") or next((s.get("error_kind") for s in c["scores"] if s.get("outcome") == "error"),
+                                           None)
+        return f"[yellow]errored ({kind or 'unknown'})[/yellow]"
+    return "[red]failed[/red]" if c["failed"] else "[green]completed[/green]"
+
+
+def why(c: dict[str, Any]) -> str:
+    """The case's error, else the rationale or error of each failed or errored score."""
+    if c["error"]:
+        return str(c["error"])
+    return "; ".join(f"{s['name']}: {s['rationale'] or s['error']}" for s in c["scores"]
+                     if (s["passed"] is False or s.get("outcome") == "error") and (s["rationale"] or s["error"]))
 
 
 def show(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).", show_default=False)],
     store: StoreOpt = None,
-    failed: Annotated[bool, typer.Option("--failed", help="Only cases with a failed or errored score.")] = False,
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="Only cases that errored, were cancelled or have a failed score.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Show a run's cases and scores, failures first."""
+    """Show a run's cases and scores, failures first (n/a: the scorer did not apply to the case)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from evalkit.store.db import open_store
@@ -60,26 +69,16 @@ def show(
         print_json({"run": run, "cases": cases})
         return
     names = sorted({s["name"] for c in cases for s in c["scores"]})
-    t = Table(title=f"run {run['run_id']} · {run['suite']} · {run['status']}", title_justify="left")
+    t = Table(title=escape(f"run {run['run_id']} · {run['suite']} · {run['status']}"), title_justify="left")
     t.add_column("case")
+    t.add_column("outcome")
     for n in names:
-        t.add_column(n, justify="right")
+        t.add_column(escape(n), justify="right")
     t.add_column("ms", justify="right")
     t.add_column("why")
     for c in cases:
         by = {s["name"]: s for s in c["scores"]}
-        cells = []
-        for n in names:
-            s = by.get(n)
-            if s is None:
-                cells.append("")
-            elif s["error"]:
-                cells.append("[yellow]error[/yellow]")
-            else:
-                mark = "[green]" if s["passed"] is not False else "[red]"
-                cells.append(f"{mark}{fmt(s['value'], 2)}[/]")
-        why = c["error"] or "; ".join(f"{s['name']}: {s['rationale'] or s['error']}" for s in c["scores"]
-                                      if (s["passed"] is False or s["error"]) and (s["rationale"] or s["error"]))
         label = c["case_id"] + (f" #{c['repeat']}" if c["repeat"] else "")
-        t.add_row(label, *cells, fmt(c["latency_ms"], 1), why[:120])
+        t.add_row(escape(label), outcome_cell(c), *(score_cell(by.get(n)) for n in names), fmt(c["latency_ms"], 1),
+                  escape(why(c)[:120]))
     console().print(t)

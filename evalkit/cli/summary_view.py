@@ -7,16 +7,33 @@ from typing import Any
 from evalkit.cli.common import fmt, fmt_ci
 from evalkit.schema import RunSummary
 
+GATE_COLOURS = {"infra_error": "yellow"}  # passed is green; anything else (failed, incomplete, unknown) is red
+
+
+def ledger_line(summary: RunSummary) -> str:
+    """Where the case × repeats ended: ``planned N · completed · errored · cancelled · missing`` (planned
+    and missing only when the run's plan is known)."""
+    line = f"completed {summary.completed} · errored {summary.errors} · cancelled {summary.cancelled}"
+    if summary.planned is None:
+        return line
+    missing = f"[red]missing {summary.missing}[/red]" if summary.missing else "missing 0"
+    return f"planned {summary.planned} · {line} · {missing}"
+
 
 def summary_table(summary: RunSummary) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"{summary.suite} · run {summary.run_id} · {summary.status}", title_justify="left")
-    for col in ("scorer", "mean", "95% CI", "pass rate", "95% CI ", "scored", "errors"):
+    t = Table(title=escape(f"{summary.suite} · run {summary.run_id} · {summary.status}"), title_justify="left")
+    for col in ("scorer", "mean", "95% CI", "pass rate", "95% CI ", "scored", "n/a", "errors"):
         t.add_column(col, justify="left" if col == "scorer" else "right")
     for s in summary.scorers:
-        t.add_row(s.name, fmt(s.mean), fmt_ci(s.mean_ci), fmt(s.pass_rate), fmt_ci(s.pass_rate_ci), str(s.scored), str(s.errors))
+        na = f"[dim]{s.not_applicable}[/dim]" if s.not_applicable else "0"
+        errors = f"[yellow]{s.errors}[/yellow]" if s.errors else "0"
+        t.add_row(escape(s.name), fmt(s.mean), fmt_ci(s.mean_ci), fmt(s.pass_rate), fmt_ci(s.pass_rate_ci),
+                  str(s.scored), na, errors)
     t.caption = (
+        f"{ledger_line(summary)}\n"
         f"cases {summary.cases} · errors {summary.errors} ({summary.error_rate:.1%}) · latency p50 "
         f"{fmt(summary.latency_p50_ms, 1)} ms p95 {fmt(summary.latency_p95_ms, 1)} ms"
         + (f" · tokens {summary.tokens_total} · ${summary.cost_usd_total:.4f}" if summary.tokens_total else "")
@@ -26,13 +43,15 @@ def summary_table(summary: RunSummary) -> Any:
 
 
 def gate_lines(gate: Any) -> list[str]:
-    """The gate verdict as a few terminal lines."""
+    """The gate verdict as a few terminal lines (an unknown status is shown red: not passed)."""
+    from rich.markup import escape
+
     if gate is None:
         return []
     lines = []
     for c in gate.checks:
         mark = "[green]✓[/green]" if c.passed else "[red]✗[/red]"
-        lines.append(f"  {mark} {c.message}")
+        lines.append(f"  {mark} {escape(c.message)}")
     if gate.baseline is not None:
         for m in gate.baseline.comparisons:
             if m.delta is None:
@@ -41,7 +60,7 @@ def gate_lines(gate: Any) -> list[str]:
             ci = f" [{m.ci[0]:+.3f}, {m.ci[1]:+.3f}]" if m.ci else ""
             p = f" p={m.p_adjusted if m.p_adjusted is not None else m.p_value:.3g}" if m.p_value is not None else ""
             flips = f" flipped: {len(m.to_fail)}→fail {len(m.to_pass)}→pass" if (m.to_fail or m.to_pass) else ""
-            lines.append(f"  {flag} {m.scorer}/{m.metric} Δ {m.delta:+.3f}{ci}{p}{flips}")
-    colour = {"passed": "green", "failed": "red"}.get(gate.status, "yellow")
-    lines.append(f"[bold {colour}]gate {gate.status}[/bold {colour}]: {gate.reason}")
+            lines.append(f"  {flag} {escape(f'{m.scorer}/{m.metric} Δ {m.delta:+.3f}{ci}{p}{flips}')}")
+    colour = "green" if gate.status == "passed" and gate.passed else GATE_COLOURS.get(gate.status, "red")
+    lines.append(f"[bold {colour}]gate {escape(str(gate.status))}[/bold {colour}]: {escape(str(gate.reason))}")
     return lines

@@ -20,11 +20,23 @@ def _ms(v: Any) -> str:
     return f"{v:,.0f} ms" if v >= 100 else f"{v:.1f} ms"
 
 
+def _outcome(r: dict[str, Any]) -> str:
+    """A case's outcome as a cell: ``error (<kind>)``, cancelled, fail (a score failed or a span errored) or ok."""
+    from rich.markup import escape
+
+    if r["outcome"] == "errored":
+        return f"[red]error ({escape(r['error_kind'] or 'scorer')})[/]"
+    if r["outcome"] == "cancelled":
+        return "[dim]cancelled[/]"
+    return "[red]fail[/]" if r["failed"] else "ok"
+
+
 def traces(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).", show_default=False)],
     store: StoreOpt = None,
     limit: Annotated[int, typer.Option(help="Show at most N cases (0: all).", min=0)] = 20,
-    failed: Annotated[bool, typer.Option("--failed", help="Only failed cases (status, scores or error spans).")] = False,
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="Only failed cases (errored or cancelled, a failed or errored score, or error spans).")] = False,
     slowest: Annotated[bool, typer.Option("--slowest", help="Order by duration only (default: failed first).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -49,7 +61,7 @@ def traces(
         t.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in rows:
         case = r["case_id"] + (f" #{r['repeat']}" if r["repeat"] else "")
-        status = "[red]" + escape(r["status"]) + "[/]" if r["status"] != "ok" else ("[red]fail[/]" if r["failed"] else "ok")
+        status = _outcome(r)
         slow = f"{escape(r['slowest_span'])} ({_ms(r['slowest_span_ms'])})" if r["slowest_span"] else ""
         problems = [p for p in (r["error"], r["errors"], r["failed_scores"]) if p]
         t.add_row(escape(case), status, _ms(r["duration_ms"]), str(r["spans"]), str(r["tool_calls"]), str(r["llm_calls"]),
@@ -143,7 +155,8 @@ def trace(
     if json_out:
         print_json({"run_id": run["run_id"], "case": case, "spans": _flatten(roots)})
         return
-    status = case["status"] if case["status"] != "ok" else "[green]ok[/]"
+    status = {"completed": "[green]ok[/]", "cancelled": "[dim]cancelled[/]"}.get(
+        case["outcome"], f"[red]error ({escape(case['error_kind'] or 'scorer')})[/]")
     top = Tree(f"case [bold]{escape(case['case_id'])}[/] #{case['repeat']} · {status} · trace {case['trace_id']}")
     if not roots:
         top.add("[yellow]no spans stored for this trace[/]")

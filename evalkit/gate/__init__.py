@@ -1,7 +1,6 @@
 """The CI gate: thresholds, baseline comparison and the verdict that becomes the exit code."""
 
 from evalkit.gate.baseline import (
-    SCORE_COLUMNS,
     BaselineComparison,
     MetricComparison,
     compare_runs,
@@ -22,18 +21,18 @@ from evalkit.gate.verdict import (
     DEFAULT_MAX_ERROR_RATE,
     DEFAULT_MIN_EFFECT,
     GateResult,
+    GateStatus,
     evaluate_gate,
     gate_metrics,
-    score_error_rate,
 )
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_MAX_ERROR_RATE",
     "DEFAULT_MIN_EFFECT",
-    "SCORE_COLUMNS",
     "BaselineComparison",
     "GateResult",
+    "GateStatus",
     "MetricComparison",
     "Threshold",
     "ThresholdCheck",
@@ -46,6 +45,5 @@ __all__ = [
     "parse_threshold",
     "parse_thresholds",
     "resolve_baseline",
-    "score_error_rate",
     "validate_metric_names",
 ]

@@ -14,15 +14,6 @@ from evalkit.errors import UserError
 if TYPE_CHECKING:
     from evalkit.store import Store
 
-SCORE_COLUMNS = ("case_id", "repeat", "name", "value", "passed", "error")
-
-
-def score_schema() -> dict[str, Any]:
-    """Polars dtypes of the :data:`SCORE_COLUMNS` frames the gate compares."""
-    return {"case_id": pl.Utf8, "repeat": pl.Int64, "name": pl.Utf8, "value": pl.Float64, "passed": pl.Boolean,
-            "error": pl.Utf8}
-
-
 class MetricComparison(BaseModel):
     """One metric of one scorer, current vs baseline, on the cases both runs scored."""
 
@@ -180,14 +171,10 @@ def compare_runs(
 
 
 def load_scores(store: Store, run_id: str) -> pl.DataFrame:
-    """A run's score rows as a polars DataFrame with :data:`SCORE_COLUMNS`."""
-    rows = store.query(
-        "SELECT case_id, repeat, name, value, passed, error FROM scores WHERE run_id = ? "
-        "ORDER BY case_id, repeat, name",
-        [run_id],
-    )
-    schema = score_schema()
-    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+    """A run's score rows (:func:`evalkit.store.reads.score_frame`), what the gate and comparisons read."""
+    from evalkit.store.reads import score_frame
+
+    return score_frame(store, run_id)
 
 
 def _primary_mean(summary: Any) -> float:

@@ -16,6 +16,9 @@ Mode = Literal["point", "lower_bound"]
 
 GLOBAL_METRICS = (
     "cases",
+    "cases/planned",
+    "cases/cancelled",
+    "cases/missing",
     "errors/count",
     "errors/rate",
     "tokens/total",
@@ -31,6 +34,7 @@ SCORER_METRICS = (
     "pass_rate_ci_low",
     "pass_rate_ci_high",
     "errors",
+    "not_applicable",
     "pass_at_k",
     "pass_all_k",
     "flaky_rate",

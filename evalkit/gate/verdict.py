@@ -21,19 +21,24 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_EFFECT = 0.0
 
 
-class GateResult(BaseModel):
-    """What the gate decided and why. ``exit_code``: 0 passed, 1 failed, 3 infrastructure errors."""
+GateStatus = Literal["passed", "failed", "infra_error", "incomplete"]
 
-    status: Literal["passed", "failed", "infra_error"]
+
+class GateResult(BaseModel):
+    """What the gate decided and why: the one verdict type of every door.
+
+    ``exit_code``: 0 passed, 1 failed (quality), 3 infrastructure errors or an incomplete run (its
+    ledger does not account for every planned case, or it was interrupted: quality not judged).
+    """
+
+    status: GateStatus
     passed: bool
     exit_code: int
     reason: str
     checks: list[ThresholdCheck] = Field(default_factory=list)
     regressions: list[MetricComparison] = Field(default_factory=list)
     baseline: BaselineComparison | None = None
-    error_rate: float  # the larger of the case error rate and the score error rate
-    case_error_rate: float
-    score_error_rate: float
+    error_rate: float  # the run's one error rate: errored case × repeats / finished ones
     max_error_rate: float
     fail_on_regression: bool
     alpha: float
@@ -69,9 +74,9 @@ def gate_metrics(
     metrics: dict[str, float | None] = {k: None for k in GLOBAL_METRICS}
     metrics.update(summary.metrics())
     intervals: dict[str, Interval | None] = {}
-    errors = int(summary.errors)
-    if summary.cases > 0:
-        intervals["errors/rate"] = stats.wilson_interval(errors, summary.cases, confidence)
+    errors, finished = int(summary.errors), summary.cases - summary.cancelled
+    if finished > 0:
+        intervals["errors/rate"] = stats.wilson_interval(errors, finished, confidence)
     else:
         intervals["errors/rate"] = None
 
@@ -138,13 +143,6 @@ def gate_metrics(
     return metrics, intervals
 
 
-def score_error_rate(scores: pl.DataFrame | None) -> float:
-    """Share of score rows that are errors or not scored (null value)."""
-    if scores is None or scores.height == 0:
-        return 0.0
-    return float(scores.get_column("value").null_count()) / scores.height
-
-
 def evaluate_gate(
     summary: RunSummary,
     scores: pl.DataFrame | None,
@@ -156,6 +154,7 @@ def evaluate_gate(
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE,
     alpha: float = DEFAULT_ALPHA,
     baseline_run_id: str | None = None,
+    resume_command: str | None = None,
     adjust: Literal["holm", "none"] = "holm",
     confidence: float = stats.DEFAULT_CONFIDENCE,
     n_resamples: int = stats.DEFAULT_RESAMPLES,
@@ -163,11 +162,13 @@ def evaluate_gate(
 ) -> GateResult:
     """Decide the gate for a finished run.
 
-    Raises :class:`~evalkit.errors.UserError` (exit 2) for thresholds on unknown metrics. Otherwise:
-    exit 3 when the error rate (the larger of case errors and score errors) exceeds
-    ``max_error_rate`` — a provider outage is not a quality verdict; else exit 1 when a threshold
-    fails or, with ``fail_on_regression``, a significant drop against the baseline exceeds
-    ``min_effect``; else exit 0. Regressions are reported even without ``fail_on_regression``.
+    Raises :class:`~evalkit.errors.UserError` (exit 2) for thresholds on unknown metrics. Otherwise,
+    in order: ``incomplete`` (exit 3) when the run did not complete or its ledger does not account
+    for every planned case × repeat (``resume_command`` says how to go on); ``infra_error`` (exit 3)
+    when the run's error rate exceeds ``max_error_rate`` — a provider outage is not a quality
+    verdict; ``failed`` (exit 1) when a threshold fails or, with ``fail_on_regression``, a
+    significant drop against the baseline exceeds ``min_effect``; else ``passed`` (exit 0).
+    Regressions are reported even without ``fail_on_regression``.
     """
     metrics, intervals = gate_metrics(
         summary, scores, confidence=confidence, n_resamples=n_resamples, seed=seed
@@ -189,18 +190,19 @@ def evaluate_gate(
         )
     regressions = comparison.regressions if comparison else []
 
-    case_rate = float(summary.error_rate)
-    score_rate = score_error_rate(scores)
-    error_rate = max(case_rate, score_rate)
+    error_rate = float(summary.error_rate)
     failed_checks = [c for c in checks if not c.passed]
+    incomplete = _incomplete(summary, resume_command)
 
-    if error_rate > max_error_rate:
-        status: Literal["passed", "failed", "infra_error"] = "infra_error"
+    status: GateStatus
+    if incomplete is not None:
+        status, code, reason = "incomplete", EXIT_INFRA, incomplete
+    elif error_rate > max_error_rate:
+        status = "infra_error"
         code = EXIT_INFRA
         reason = (
-            f"error rate {error_rate:.1%} exceeds --max-error-rate {max_error_rate:.1%} "
-            f"(case errors {case_rate:.1%}, scorer errors {score_rate:.1%}): infrastructure problem, "
-            "quality not judged"
+            f"error rate {error_rate:.1%} ({summary.errors} of {summary.cases - summary.cancelled} case runs "
+            f"errored) exceeds --max-error-rate {max_error_rate:.1%}: infrastructure problem, quality not judged"
         )
     elif failed_checks or (fail_on_regression and regressions):
         status, code = "failed", EXIT_GATE_FAILED
@@ -228,8 +230,6 @@ def evaluate_gate(
         regressions=regressions,
         baseline=comparison,
         error_rate=error_rate,
-        case_error_rate=case_rate,
-        score_error_rate=score_rate,
         max_error_rate=max_error_rate,
         fail_on_regression=fail_on_regression,
         alpha=alpha,
@@ -237,3 +237,18 @@ def evaluate_gate(
         metrics=metrics,
         intervals=intervals,
     )
+
+
+def _incomplete(summary: RunSummary, resume_command: str | None) -> str | None:
+    """Why the run cannot be judged (not completed, cases missing or cancelled), or None."""
+    hint = f"; continue with: {resume_command}" if resume_command else ""
+    planned = summary.planned if summary.planned is not None else summary.cases
+    if summary.missing:
+        return (f"run {summary.status}: {summary.missing} of {planned} planned case × repeats are missing "
+                f"(never recorded){hint}")
+    if summary.status != "completed" or summary.cancelled:
+        return (f"run {summary.status}: {summary.cancelled} of {planned} planned case × repeats were cancelled, "
+                f"quality not judged{hint}")
+    if planned == 0:
+        return "run has no cases: nothing to judge"
+    return None

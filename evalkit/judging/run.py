@@ -1,4 +1,10 @@
-"""Run a judge: ask the model, re-ask on malformed answers, aggregate samples, swap pairwise order."""
+"""Run a judge: ask the model, re-ask on malformed answers, aggregate samples, swap pairwise order.
+
+A judge that cannot give a verdict gives a typed failure, never a 0 and never a pass:
+``error_kind`` ``provider`` (the model call failed for good, after the facade's retries),
+``timeout`` (the model did not answer in time, after retries) or ``judge_output_invalid``
+(the answer stayed malformed after the re-asks).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from evalkit.judging.parse import VerdictError, parse_verdict
 from evalkit.judging.render import render
 from evalkit.llm import facade
 from evalkit.llm.types import ModelError
-from evalkit.schema import Score
+from evalkit.schema import ErrorKind, Score
 
 DEFAULT_MAX_REASKS = 2
 
@@ -30,6 +36,7 @@ class _Ask:
 
     verdict: Any = None
     error: str | None = None
+    error_kind: ErrorKind | None = None
     text: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
@@ -72,7 +79,10 @@ async def _ask(
                 cache_extra=f"judge:{judge.ref}:sample{sample}",
             )
         except ModelError as err:
-            out.error = f"provider_error: {err.kind}: {err.message}"
+            if err.kind == "timeout":
+                out.error_kind, out.error = "timeout", f"timeout: {err.message}"
+            else:
+                out.error_kind, out.error = "provider", f"provider_error: {err.kind}: {err.message}"
             return out
         out.calls += 1
         out.cache_hits += int(comp.cache_hit)
@@ -97,6 +107,7 @@ async def _ask(
             },
         ]
     snippet = out.text.strip().replace("\n", " ")[:160]
+    out.error_kind = "judge_output_invalid"
     out.error = f"judge_output_invalid: {problem} (after {max_reasks} re-asks; last answer: {snippet!r})"
     return out
 
@@ -128,7 +139,7 @@ async def run_judge(
     max_reasks: int = DEFAULT_MAX_REASKS,
     params: dict[str, Any] | None = None,
 ) -> Score:
-    """Score ``fields`` with ``judge``: one Score, with ``error`` set (and no value) when not scored."""
+    """Score ``fields`` with ``judge``: one Score; on failure ``outcome='error'`` with its ``error_kind``, no value."""
     name = name or judge.name
     call_params = {**judge.params, **(params or {})}
     if samples > 1 and "temperature" not in (params or {}) and call_params.get("temperature") == 0:
@@ -156,16 +167,24 @@ async def run_judge(
     return _aggregate(judge, name, asks, meta, threshold)
 
 
+def _failure(name: str, asks: list[_Ask], meta: dict[str, Any]) -> Score:
+    """The judge gave no verdict: the first failed ask's kind and message (and how many asks failed)."""
+    failed = next((a for a in asks if a.verdict is None), None)
+    kind: ErrorKind = (failed.error_kind if failed is not None else None) or "internal"
+    message = (failed.error if failed is not None else None) or "the judge gave no verdict"
+    n_failed = sum(a.verdict is None for a in asks)
+    if len(asks) > 1:
+        message = f"{message} ({n_failed} of {len(asks)} asks failed)"
+    return Score.failure(name, kind, message, metadata=meta)
+
+
 def _aggregate(
     judge: JudgeDef, name: str, asks: list[_Ask], meta: dict[str, Any], threshold: float | None
 ) -> Score:
     good = [a for a in asks if a.verdict is not None]
-    errors = [a.error for a in asks if a.error]
-    meta["sample_errors"] = len(errors)
+    meta["sample_errors"] = sum(a.verdict is None for a in asks)
     if not good or len(good) * 2 <= len(asks):
-        return Score(
-            name=name, value=None, passed=None, error=errors[0] if errors else "not scored", metadata=meta
-        )
+        return _failure(name, asks, meta)
     rationale = good[0].verdict.rationale
     if judge.output == "scale_1_5":
         vals = [float(a.verdict.score) for a in good if isinstance(a.verdict, ScaleVerdict)]
@@ -214,10 +233,9 @@ async def _run_pairwise(
         )
     asks = list(await asyncio.gather(*jobs))
     meta = _base_meta(judge, model, asks, samples)
-    errors = [a.error for a in asks if a.error]
-    meta["sample_errors"] = len(errors)
-    if errors:
-        return Score(name=name, value=None, passed=None, error=errors[0], metadata=meta)
+    meta["sample_errors"] = sum(a.verdict is None for a in asks)
+    if meta["sample_errors"]:
+        return _failure(name, asks, meta)
     prefs: list[float] = []
     disagreements = 0
     for i in range(samples):

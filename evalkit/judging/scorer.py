@@ -69,10 +69,11 @@ def judge_scorer(
         ref = case.metadata.get(ref_key, case.expected) if jd.output == "pairwise" else None
         fields = _fields(case, output, run, rules, ref)
         missing = [f for f in jd.requires if fields.get(f) in (None, "", [])]
-        if missing:
+        if missing:  # the case lacks what the judge reads: not applicable, never an error or a fail
             return Score(
                 name=jd.name,
-                error=f"not scored: judge {jd.ref} needs '{missing[0]}' on the case",
+                outcome="not_applicable",
+                error=f"judge {jd.ref} needs '{missing[0]}' on the case",
                 metadata={"judge": jd.ref, "model": chosen},
             )
         return await run_judge(

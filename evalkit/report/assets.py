@@ -45,6 +45,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .count{color:var(--muted);margin-left:auto}
 tr.case{cursor:pointer}tr.case:hover{background:#f3f7fc}tr.case:focus{outline:2px solid var(--acc)}
 td.pass{color:var(--ok)}td.fail{color:var(--bad);font-weight:600}td.err{color:var(--warn);font-weight:600}
+td.na{color:var(--muted)}
 .tag{display:inline-block;background:#eaeef2;color:var(--muted);border-radius:4px;padding:0 5px;margin:0 3px 2px 0;font-size:11px}
 .pager{display:flex;gap:8px;align-items:center;margin-top:8px}
 button{border:1px solid var(--line);background:#f6f8fa;border-radius:6px;padding:4px 10px;cursor:pointer;font:inherit}

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from evalkit.store import reads
+
 if TYPE_CHECKING:
     from evalkit.store.db import Store
 
@@ -44,11 +46,9 @@ def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
     return text[:limit] + f"\n… [{len(text) - limit} more characters not included in the report]"
 
 
-def as_text(raw: Any) -> str | None:
-    """A stored JSON value as display text: strings as they are, anything else pretty-printed."""
-    if raw is None:
-        return None
-    value = json.loads(raw) if isinstance(raw, str) else raw
+def as_text(value: Any) -> str | None:
+    """A decoded value (as :mod:`evalkit.store.reads` returns it) as display text: strings as they are,
+    anything else pretty-printed."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -90,19 +90,15 @@ def run_meta(store: Store, run: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(agent, dict):
         agent = None
     judges: dict[tuple[str, str, str | None], str | None] = {}  # (scorer, judge, model) -> prompt sha256
-    for name, meta in store.execute(
-        "SELECT DISTINCT name, metadata FROM scores WHERE run_id = ? AND metadata IS NOT NULL", [run["run_id"]]
-    ):
-        m = _loads(meta)
-        if isinstance(m, dict) and m.get("judge"):
-            key = (name, str(m["judge"]), _str(m.get("model")))
-            judges[key] = judges.get(key) or _str(m.get("prompt_sha256"))
+    for j in reads.judges(store, run["run_id"]):
+        key = (j.scorer, j.judge, j.model)
+        judges[key] = judges.get(key) or j.prompt_sha256
     models = {m for _, _, m in judges if m}
     models |= {
         r[0]
         for r in store.execute(
             "SELECT DISTINCT request_model FROM spans WHERE request_model IS NOT NULL AND trace_id IN"
-            " (SELECT trace_id FROM case_results WHERE run_id = ?)",
+            f" ({reads.RUN_TRACE_IDS})",
             [run["run_id"]],
         )
     }
@@ -166,7 +162,7 @@ def _spans_by_trace(store: Store, run_id: str, strings: Strings) -> dict[str, di
         " coalesce(duration_ms, (epoch_us(end_time) - epoch_us(start_time)) / 1000.0, 0.0),"
         " request_model, input_tokens, output_tokens, tool_name, error_type, status_code,"
         """ coalesce(attributes->>'$."evalkit.scorer"', attributes->>'$."evalkit.target"') FROM spans"""
-        " WHERE trace_id IN (SELECT trace_id FROM case_results WHERE run_id = ? AND trace_id IS NOT NULL)"
+        f" WHERE trace_id IN ({reads.RUN_TRACE_IDS})"
         " ORDER BY trace_id, start_time, span_id",
         [run_id],
     )
@@ -219,19 +215,11 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     run_id = run["run_id"]
     strings = Strings()
-    cases = store.query(
-        "SELECT case_id, repeat, status, input, expected, output, error, latency_ms, input_tokens, output_tokens,"
-        " cost_usd, trace_id, tags, tool_calls FROM case_results WHERE run_id = ? ORDER BY case_id, repeat",
-        [run_id],
-    )
-    scores = store.query(
-        "SELECT case_id, repeat, name, value, is_bool, passed, rationale, error, metadata FROM scores"
-        " WHERE run_id = ? ORDER BY name",
-        [run_id],
-    )
+    cases = reads.case_rows(store, run_id)
+    scores = reads.score_rows(store, run_id)
     summary = run.get("summary") or {}
     names = [s["name"] for s in summary.get("scorers", [])]
-    for s in scores:
+    for s in sorted(scores, key=lambda s: s["name"]):
         if s["name"] not in names:
             names.append(s["name"])
     col = {n: i for i, n in enumerate(names)}
@@ -240,7 +228,9 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
     k = len(names)
     val: list[list[float | None]] = [[None] * n for _ in range(k)]
     passed: list[list[int | None]] = [[None] * n for _ in range(k)]
-    serr: list[list[str | None]] = [[None] * n for _ in range(k)]
+    serr: list[list[str | None]] = [[None] * n for _ in range(k)]  # the error, or why the scorer did not apply
+    sout: list[list[int | None]] = [[None] * n for _ in range(k)]  # outcome: ok / not_applicable / error (interned)
+    skind: list[list[int | None]] = [[None] * n for _ in range(k)]  # error kind of an error (interned)
     why: list[list[str | None]] = [[None] * n for _ in range(k)]
     judge: list[list[int | None]] = [[None] * n for _ in range(k)]
     is_bool: dict[str, bool] = {}
@@ -249,21 +239,21 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
         if i is None:
             continue
         j = col[s["name"]]
-        val[j][i] = s["value"]
-        passed[j][i] = None if s["passed"] is None else int(bool(s["passed"]))
+        ok = s["outcome"] == "ok"
+        val[j][i] = s["value"] if ok else None
+        passed[j][i] = None if s["passed"] is None or not ok else int(bool(s["passed"]))
         serr[j][i] = clip(s["error"])
+        sout[j][i] = strings(s["outcome"])
+        skind[j][i] = strings(s["error_kind"]) if s["outcome"] == "error" else None
         why[j][i] = clip(s["rationale"])
-        if s["value"] is not None:
+        if ok and s["value"] is not None:
             is_bool[s["name"]] = is_bool.get(s["name"], True) and bool(s["is_bool"])
-        meta = _loads(s["metadata"])
+        meta = s["metadata"]
         if isinstance(meta, dict) and meta.get("judge"):
             label = str(meta["judge"]) + (f" · {meta['model']}" if meta.get("model") else "")
             judge[j][i] = strings(label)
     traces = _spans_by_trace(store, run_id, strings)
-    failed = [
-        int(c["status"] != "ok" or any(passed[j][i] == 0 or serr[j][i] for j in range(k)))
-        for i, c in enumerate(cases)
-    ]
+    failed = [int(c["outcome"] != "completed" or any(passed[j][i] == 0 for j in range(k))) for i, c in enumerate(cases)]
     dist = {
         name: histogram([v for v in val[col[name]] if v is not None], is_bool.get(name, False)) for name in names
     }
@@ -279,6 +269,8 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
             "id": [c["case_id"] for c in cases],
             "rep": [c["repeat"] for c in cases],
             "status": [c["status"] for c in cases],
+            "outcome": [c["outcome"] for c in cases],
+            "error_kind": [strings(c["error_kind"]) for c in cases],
             "failed": failed,
             "latency": [None if c["latency_ms"] is None else round(c["latency_ms"], 3) for c in cases],
             "tokens": [(c["input_tokens"] or 0) + (c["output_tokens"] or 0) for c in cases],
@@ -293,6 +285,8 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
             "value": val,
             "passed": passed,
             "score_error": serr,
+            "score_outcome": sout,
+            "score_kind": skind,
             "rationale": why,
             "judge": judge,
         },

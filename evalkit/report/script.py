@@ -74,6 +74,11 @@ function statusPill(s) {
     s === "interrupted" || s === "infra_error" ? "warn" : "bad";
   return pill(s || "unknown", kind);
 }
+function scorePill(s) {
+  if (s.outcome === "not_applicable") return pill("n/a", "neutral");
+  if (s.outcome === "error" || (!s.outcome && s.error)) return pill("error" + (s.error_kind ? " (" + s.error_kind + ")" : ""), "warn");
+  return s.passed === true ? pill("pass", "ok") : s.passed === false ? pill("fail", "bad") : pill("–", "neutral");
+}
 
 function metaList(r) {
   var dl = el("dl", "meta");
@@ -139,8 +144,16 @@ function metricsSection(sum) {
   var s = section("Metrics", "metrics");
   var cards = el("div", "cards");
   function card(k, v) { add(cards, add(el("div", "card"), el("div", "k", k), el("div", "v", v))); }
-  card("cases", num(sum.cases));
-  card("errors", num(sum.errors) + " (" + pct(sum.error_rate) + ")");
+  if (sum.planned !== null && sum.planned !== undefined) {
+    card("planned", num(sum.planned));
+    card("completed", num(sum.completed));
+    card("errored", num(sum.errors) + " (" + pct(sum.error_rate) + ")");
+    card("cancelled", num(sum.cancelled || 0));
+    card("missing", num(sum.missing || 0));
+  } else {
+    card("cases", num(sum.cases));
+    card("errors", num(sum.errors) + " (" + pct(sum.error_rate) + ")");
+  }
   card("latency p50", sum.latency_p50_ms === null || sum.latency_p50_ms === undefined ? "–" : num(sum.latency_p50_ms, 1) + " ms");
   card("latency p95", sum.latency_p95_ms === null || sum.latency_p95_ms === undefined ? "–" : num(sum.latency_p95_ms, 1) + " ms");
   card("tokens", num(sum.tokens_total || 0));
@@ -148,7 +161,7 @@ function metricsSection(sum) {
   add(s, cards);
   var t = el("table"), hr = el("tr");
   [["scorer"], ["mean", "num"], ["95 % interval", "num"], [""], ["pass rate", "num"], ["95 % interval", "num"], [""],
-   ["scored", "num"], ["passed", "num"], ["errors", "num"]].forEach(function (h) { add(hr, th(h[0], h[1])); });
+   ["scored", "num"], ["passed", "num"], ["n/a", "num"], ["errors", "num"]].forEach(function (h) { add(hr, th(h[0], h[1])); });
   add(t, add(el("thead"), hr));
   var tb = el("tbody");
   (sum.scorers || []).forEach(function (c) {
@@ -156,7 +169,8 @@ function metricsSection(sum) {
     var hi = Math.max(1, c.mean_ci ? c.mean_ci[1] : 0, c.mean || 0);
     add(tr, td(c.name), td(num(c.mean), "num"), td(ci(c.mean_ci), "num"), add(el("td"), ciBar(c.mean_ci, c.mean, 0, hi)),
       td(pct(c.pass_rate), "num"), td(ci(c.pass_rate_ci), "num"), add(el("td"), ciBar(c.pass_rate_ci, c.pass_rate, 0, 1)),
-      td(num(c.scored), "num"), td(num(c.passed), "num"), td(num(c.errors), c.errors ? "num err" : "num"));
+      td(num(c.scored), "num"), td(num(c.passed), "num"), td(num(c.not_applicable || 0), c.not_applicable ? "num na" : "num"),
+      td(num(c.errors), c.errors ? "num err" : "num"));
     add(tb, tr);
   });
   add(s, add(t, tb));
@@ -186,13 +200,22 @@ function histogram(name, h) {
 /* ---------- run report: cases table ---------- */
 var C, BOOL = [], ST = {failed: false, scorer: -1, tag: -1, q: "", key: "default", dir: 1, page: 0}, VIEW = [], HAY = null;
 
+function outcomeOf(j, i) {
+  var o = str(C.score_outcome[j][i]);
+  if (o) return o;
+  return C.score_error[j][i] ? "error" : C.value[j][i] !== null && C.value[j][i] !== undefined ? "ok" : null;
+}
 function scoreClass(j, i) {
-  if (C.score_error[j][i]) return "err";
+  var o = outcomeOf(j, i);
+  if (o === "error") return "err";
+  if (o === "not_applicable") return "na";
   var p = C.passed[j][i];
   return p === 1 ? "pass" : p === 0 ? "fail" : "";
 }
 function scoreText(j, i) {
-  if (C.score_error[j][i]) return "error";
+  var o = outcomeOf(j, i);
+  if (o === "error") return "error" + (str(C.score_kind[j][i]) ? " (" + str(C.score_kind[j][i]) + ")" : "");
+  if (o === "not_applicable") return "n/a";
   var v = C.value[j][i];
   if (v === null || v === undefined) return "";
   if (BOOL[j]) return v ? "pass" : "fail";
@@ -210,20 +233,20 @@ function hay(i) {
 function keyOf(i) {
   var k = ST.key;
   if (k === "id") return C.id[i];
-  if (k === "status") return C.status[i];
+  if (k === "status") return C.outcome[i];
   if (k === "latency") return C.latency[i];
   if (k === "tokens") return C.tokens[i];
   if (k === "cost") return C.cost[i];
-  if (k.indexOf("s:") === 0) { var j = +k.slice(2); return C.score_error[j][i] ? -Infinity : C.value[j][i]; }
+  if (k.indexOf("s:") === 0) { var j = +k.slice(2), o = outcomeOf(j, i); return o === "error" ? -Infinity : o === "ok" ? C.value[j][i] : null; }
   return null;
 }
 function compute() {
   var n = C.id.length, out = [], q = ST.q.toLowerCase(), j = ST.scorer;
   for (var i = 0; i < n; i++) {
     if (j >= 0) {
-      var has = C.value[j][i] !== null || C.score_error[j][i];
-      if (!has) continue;
-      if (ST.failed && !(C.passed[j][i] === 0 || C.score_error[j][i])) continue;
+      var o = outcomeOf(j, i);
+      if (!o) continue;
+      if (ST.failed && !(C.passed[j][i] === 0 || o === "error")) continue;
     } else if (ST.failed && !C.failed[i]) continue;
     if (ST.tag >= 0 && C.tags[i].indexOf(ST.tag) < 0) continue;
     if (q && hay(i).indexOf(q) < 0) continue;
@@ -245,6 +268,17 @@ function compute() {
   VIEW = out;
 }
 
+function caseKind(i) {
+  var k = str(C.error_kind[i]);
+  for (var j = 0; !k && j < D.scorers.length; j++) if (outcomeOf(j, i) === "error") k = str(C.score_kind[j][i]);
+  return k;
+}
+function outcomePill(i) {
+  var o = C.outcome[i];
+  if (o === "errored") { var k = caseKind(i); return pill("errored" + (k ? " (" + k + ")" : ""), "bad"); }
+  if (o === "cancelled") return pill("cancelled", "neutral");
+  return pill(o || "completed", "ok");
+}
 var tbody, countEl, pageEl, prevBtn, nextBtn, headRow;
 function renderRows() {
   var pages = Math.max(1, Math.ceil(VIEW.length / PAGE));
@@ -257,7 +291,7 @@ function renderRows() {
     tr.setAttribute("data-case", C.id[i]);
     tr.setAttribute("data-index", String(i));
     add(tr, td(C.id[i] + (C.rep[i] ? " #" + C.rep[i] : ""), "mono"));
-    add(tr, add(el("td"), statusPill(C.status[i])));
+    add(tr, add(el("td"), outcomePill(i)));
     for (var j = 0; j < D.scorers.length; j++) add(tr, td(scoreText(j, i), "num " + scoreClass(j, i)));
     add(tr, td(C.latency[i] === null ? "–" : C.latency[i].toFixed(1), "num"), td(num(C.tokens[i]), "num"),
       td(C.cost[i] ? C.cost[i].toFixed(4) : "–", "num"));
@@ -317,7 +351,7 @@ function casesSection() {
     });
     add(headRow, h);
   }
-  sortable("case", "id"); sortable("status", "status");
+  sortable("case", "id"); sortable("outcome", "status");
   D.scorers.forEach(function (n, j) { sortable(n, "s:" + j, "num"); });
   sortable("ms", "latency", "num"); sortable("tokens", "tokens", "num"); sortable("cost $", "cost", "num");
   var tagsTh = th("tags"); tagsTh.setAttribute("data-key", "-"); tagsTh.setAttribute("data-label", "tags");
@@ -351,7 +385,7 @@ function openCase(i) {
   panel.replaceChildren();
   var close = el("button", "close", "close ✕"); close.addEventListener("click", closeDetail);
   add(panel, close, el("h2", "mono", C.id[i] + (C.rep[i] ? " #" + C.rep[i] : "")));
-  var facts = add(el("p"), statusPill(C.status[i]), " ", C.failed[i] ? pill("failed", "bad") : pill("passed", "ok"),
+  var facts = add(el("p"), outcomePill(i), " ", C.failed[i] ? pill("failed", "bad") : pill("passed", "ok"),
     " latency " + (C.latency[i] === null ? "–" : C.latency[i].toFixed(1) + " ms") + " · tokens " + num(C.tokens[i]) +
     " · cost $" + num(C.cost[i] || 0, 4) + " ");
   C.tags[i].forEach(function (t) { add(facts, el("span", "tag", str(t))); });
@@ -368,10 +402,10 @@ function openCase(i) {
   add(t, add(el("thead"), hr));
   var tb = el("tbody");
   D.scorers.forEach(function (n, j) {
-    var v = C.value[j][i], e = C.score_error[j][i], p = C.passed[j][i];
-    if (v === null && !e && p === null) return;
-    var verdict = e ? pill("error", "warn") : p === 1 ? pill("pass", "ok") : p === 0 ? pill("fail", "bad") : pill("–", "neutral");
-    var why = el("td", "score-rationale", e ? e : (C.rationale[j][i] || ""));
+    var o = outcomeOf(j, i), e = C.score_error[j][i], p = C.passed[j][i];
+    if (!o) return;
+    var verdict = scorePill({outcome: o, error_kind: str(C.score_kind[j][i]), passed: p === 1 ? true : p === 0 ? false : null});
+    var why = el("td", "score-rationale", o === "not_applicable" ? "not applicable: " + (e || "") : e ? e : (C.rationale[j][i] || ""));
     add(tb, add(el("tr"), td(n), td(scoreText(j, i), "num"), add(el("td"), verdict), why, td(str(C.judge[j][i]) || "", "mono")));
   });
   add(panel, add(t, tb));
@@ -501,7 +535,7 @@ function renderCompare(app) {
     if (sd.error) add(d, el("div", "note", "error"), pre(sd.error));
     var st = el("table"), sb = el("tbody");
     sd.scores.forEach(function (s) {
-      var mark = s.error ? pill("error", "warn") : s.passed === true ? pill("pass", "ok") : s.passed === false ? pill("fail", "bad") : pill("–", "neutral");
+      var mark = scorePill(s);
       add(sb, add(el("tr", flipped.indexOf(s.name) >= 0 ? "flipped" : null), td(s.name + (flipped.indexOf(s.name) >= 0 ? " ⇄" : "")),
         td(num(s.value), "num"), add(el("td"), mark), td(s.error || s.rationale || "", "score-rationale")));
     });

@@ -44,4 +44,7 @@ def reference(case: Case, key: str | None) -> Any:
 
 
 class NotScored(Exception):
-    """Raised by a scorer when the case lacks what it needs; becomes an explicit score error."""
+    """Raised by a scorer when the case lacks what it needs (no ``expected``, no spans, ...).
+
+    The score becomes ``not_applicable``: reported, never an error and never a fail.
+    """

@@ -1,6 +1,6 @@
 """Trajectory scorers that read the case's spans (``run.spans``: the spans finished before scoring).
 
-They need tracing on (the default); with tracing off they report "not scored".
+They need tracing on (the default); with tracing off they report "not applicable".
 """
 
 from __future__ import annotations

@@ -24,10 +24,11 @@ def result_columns(
     c: dict[str, list[Any]] = {k: [] for k in (
         "run_id", "case_id", "repeat", "status", "input", "expected", "output", "error", "latency_ms",
         "input_tokens", "output_tokens", "cost_usd", "llm_calls", "trace_id", "started_at", "ended_at",
-        "tags", "tool_calls", "metadata",
+        "tags", "tool_calls", "metadata", "outcome", "error_kind",
     )}
     s: dict[str, list[Any]] = {k: [] for k in (
         "run_id", "case_id", "repeat", "name", "value", "is_bool", "passed", "rationale", "error", "metadata",
+        "outcome", "error_kind",
     )}
     for r in results:
         case = inputs.get(r.case_id, {})
@@ -50,6 +51,8 @@ def result_columns(
         c["tags"].append(r.tags)
         c["tool_calls"].append(_json([t.model_dump() for t in r.tool_calls]) if r.tool_calls else None)
         c["metadata"].append(_json(case.get("metadata")))
+        c["outcome"].append(r.outcome)
+        c["error_kind"].append(r.error_kind)
         for sc in r.scores:
             s["run_id"].append(r.run_id)
             s["case_id"].append(r.case_id)
@@ -61,6 +64,8 @@ def result_columns(
             s["rationale"].append(sc.rationale)
             s["error"].append(sc.error)
             s["metadata"].append(_json(sc.metadata) if sc.metadata else None)
+            s["outcome"].append(sc.outcome)
+            s["error_kind"].append(sc.error_kind)
     return c, s
 
 
@@ -74,12 +79,12 @@ def _schemas() -> dict[str, dict[str, Any]]:
             "expected": pl.String, "output": pl.String, "error": pl.String, "latency_ms": pl.Float64,
             "input_tokens": pl.Int64, "output_tokens": pl.Int64, "cost_usd": pl.Float64, "llm_calls": pl.Int32,
             "trace_id": pl.String, "started_at": ts, "ended_at": ts, "tags": pl.List(pl.String),
-            "tool_calls": pl.String, "metadata": pl.String,
+            "tool_calls": pl.String, "metadata": pl.String, "outcome": pl.String, "error_kind": pl.String,
         },
         "scores": {
             "run_id": pl.String, "case_id": pl.String, "repeat": pl.Int32, "name": pl.String, "value": pl.Float64,
             "is_bool": pl.Boolean, "passed": pl.Boolean, "rationale": pl.String, "error": pl.String,
-            "metadata": pl.String,
+            "metadata": pl.String, "outcome": pl.String, "error_kind": pl.String,
         },
     }
 

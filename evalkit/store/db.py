@@ -226,12 +226,6 @@ class Store:
         finally:
             self.con.unregister("_incoming")
 
-    def done_keys(self, run_id: str, *, ok_only: bool = False) -> set[tuple[str, int]]:
-        """(case id, repeat) pairs already stored for a run."""
-        cond = " AND status = 'ok'" if ok_only else ""
-        rows = self.execute(f"SELECT case_id, repeat FROM case_results WHERE run_id = ?{cond}", [run_id])
-        return {(r[0], int(r[1])) for r in rows}
-
 
 def open_store(path: Path | str | None = None, *, read_only: bool = False) -> Store:
     """Open the store at ``path`` (default: :func:`default_store_path`)."""

@@ -88,6 +88,47 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        # typed outcomes: a score is ok / not_applicable / error(kind); a case is completed / errored /
+        # cancelled. Old rows are back-filled from the text prefixes they were written with.
+        """
+        ALTER TABLE scores ADD COLUMN outcome VARCHAR;
+        ALTER TABLE scores ADD COLUMN error_kind VARCHAR;
+        UPDATE scores SET
+            outcome = CASE
+                WHEN value IS NOT NULL THEN 'ok'
+                WHEN error LIKE 'not_scored: target failed%' OR error LIKE 'not_scored: cancelled%'
+                     OR error LIKE 'not_scored: the test failed%' THEN 'error'
+                WHEN error LIKE 'not_scored:%' THEN 'not_applicable'
+                ELSE 'error' END,
+            error_kind = CASE
+                WHEN value IS NOT NULL THEN NULL
+                WHEN error LIKE 'not_scored: cancelled%' THEN 'cancelled'
+                WHEN error LIKE 'not_scored: target failed%' OR error LIKE 'not_scored: the test failed%'
+                     THEN 'target_exception'
+                WHEN error LIKE 'not_scored:%' THEN NULL
+                WHEN error LIKE 'provider_error%' THEN 'provider'
+                WHEN error LIKE 'judge_output_invalid%' THEN 'judge_output_invalid'
+                WHEN error LIKE 'timeout%' THEN 'timeout'
+                ELSE 'scorer_exception' END;
+        ALTER TABLE case_results ADD COLUMN outcome VARCHAR;
+        ALTER TABLE case_results ADD COLUMN error_kind VARCHAR;
+        UPDATE case_results SET
+            error_kind = CASE
+                WHEN status = 'cancelled' THEN 'cancelled'
+                WHEN status = 'error' AND error LIKE 'timeout%' THEN 'timeout'
+                WHEN status = 'error' THEN 'target_exception'
+                ELSE NULL END,
+            outcome = CASE
+                WHEN status = 'cancelled' THEN 'cancelled'
+                WHEN status = 'error' THEN 'errored'
+                WHEN EXISTS (SELECT 1 FROM scores s WHERE s.run_id = case_results.run_id
+                             AND s.case_id = case_results.case_id AND s.repeat = case_results.repeat
+                             AND s.outcome = 'error') THEN 'errored'
+                ELSE 'completed' END;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

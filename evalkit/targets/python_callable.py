@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import importlib
 import inspect
 import sys
@@ -15,6 +12,7 @@ from typing import Any
 from evalkit.errors import UserError
 from evalkit.schema import Case
 from evalkit.targets.base import Target
+from evalkit.targets.threads import run_sync
 
 
 def _wants_case(fn: Callable[..., Any]) -> bool:
@@ -29,6 +27,7 @@ def from_callable(fn: Callable[..., Any], name: str | None = None) -> Target:
     """Wrap a sync or async function. It receives the case input, or the Case if it has a ``case`` parameter."""
     wants_case = _wants_case(fn)
     is_async = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(type(fn).__call__)
+    label = name or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', getattr(fn, '__name__', 'target'))}"
 
     def arg(case: Case) -> Any:
         if wants_case:
@@ -43,11 +42,9 @@ def from_callable(fn: Callable[..., Any], name: str | None = None) -> Target:
     else:
 
         async def call(case: Case) -> Any:
-            loop = asyncio.get_running_loop()
-            ctx = contextvars.copy_context()
-            return await loop.run_in_executor(None, functools.partial(ctx.run, fn, arg(case)))
+            # daemon threads: a call that outlives its timeout is abandoned and cannot hang the exit
+            return await run_sync(fn, arg(case), name=f"{label} (case {case.id})")
 
-    label = name or f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', getattr(fn, '__name__', 'target'))}"
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     version = getattr(fn, "__version__", None) or getattr(module, "__version__", None)
     return Target(name=label, call=call, version=version, kind="callable", config={"callable": label})

@@ -199,7 +199,7 @@ class Evaluator:
         return self._wrap(case, runner, result)
 
     def record_error(self, error: str) -> None:
-        """The test failed before calling ``evaluate``: record the case as an error."""
+        """The test failed before calling ``evaluate`` (or never called it): record the case as errored."""
         if self.case is None or self.called:
             return
         from datetime import UTC, datetime
@@ -208,11 +208,11 @@ class Evaluator:
 
         suite = self.source.suite if self.source is not None else None
         now = datetime.now(UTC)
-        scores = [Score(name=s.name, error="not_scored: the test failed before evaluate()")
+        scores = [Score.failure(s.name, "target_exception", "not scored: the test did not reach evaluate()")
                   for s in (suite.scorers if suite else [])]
         self.recorder.add(CaseResult(
             run_id=self.recorder.run_id, case_id=self.case.id, repeat=self.repeat, status="error",
-            error=f"test failed: {error}", scores=scores, tool_calls=self.body.tool_calls, usage=self.body.usage,
+            error=error, error_kind="target_exception", scores=scores, tool_calls=self.body.tool_calls, usage=self.body.usage,
             latency_ms=(time.perf_counter() - self.started) * 1000, started_at=now, ended_at=now, tags=self.case.tags,
         ), self.case)
         self.recorder.claim(self.case.id, self.repeat, self.nodeid)

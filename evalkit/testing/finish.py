@@ -1,61 +1,62 @@
-"""The end of a pytest eval session: one run in the store, its summary, the gate and MLflow.
+"""The end of a pytest eval session: the run joins the pipeline at finalise → gate → outputs → tracking.
 
 Three ways in, one way out: a single process writes its buffered results to the store; an xdist
-worker writes them to its shard; the xdist controller merges the shards. Then :func:`_conclude`
-summarises the run with :func:`evalkit.session.finalise`, gates it and logs it to MLflow.
+worker writes them to its shard; the xdist controller merges the shards. Then
+:func:`evalkit.pipeline.finish` closes the ledger (the case items pytest selected are the plan),
+gates the run with the suites' thresholds and logs it to MLflow, exactly as ``evalkit run`` does.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.testing import shards
-from evalkit.testing.gating import Verdict, decide
 
 if TYPE_CHECKING:
-    from evalkit.schema import RunSummary
+    from evalkit.pipeline.finished import FinishedRun
+    from evalkit.pipeline.settings import RunSettings
+    from evalkit.schema import Case
     from evalkit.store.db import Store
     from evalkit.suite import Suite
     from evalkit.testing.recorder import Recorder
 
+Key = tuple[str, int]
+
 
 @dataclass
-class Settings:
-    """The session's evalkit options and facts."""
+class Session:
+    """What the plugin knows at the end of the session: options, the plan (selected case items), what ran."""
 
     store_path: Path
-    repeats: int = 1
-    baseline: str | None = None
-    mlflow: bool = True
-    status: str = "completed"
+    explicit: dict[str, Any] = field(default_factory=dict)  # the plugin's options, as run settings
+    interrupted: bool = False
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     workers: int = 1
+    planned: dict[Key, Case] = field(default_factory=dict)  # case items that use the evaluate fixture
+    skipped: set[Key] = field(default_factory=set)  # of them, skipped by pytest: not part of the run
+
+    def settings(self, suites: list[Suite]) -> tuple[RunSettings, frozenset[str]]:
+        """The run settings: the plugin's options, then ``EVALKIT_*``, then the (first) suite's defaults."""
+        from evalkit.pipeline.settings import resolve_settings
+
+        defaults = suites[0].defaults.model_dump() if suites else None
+        if len(suites) > 1:  # several suites in one run: the strictest error budget holds
+            assert defaults is not None
+            defaults["max_error_rate"] = min(s.defaults.max_error_rate for s in suites)
+        return resolve_settings(self.explicit, defaults)
 
 
-@dataclass
-class Outcome:
-    """What the terminal summary shows."""
-
-    run_id: str
-    store_path: Path
-    summary: RunSummary
-    verdict: Verdict
-    notes: list[str] = field(default_factory=list)
-
-
-def process_config(recorder: Recorder, settings: Settings) -> dict[str, Any]:
+def process_config(recorder: Recorder, session: Session) -> dict[str, Any]:
     """What one process collected, as run-row config (JSON)."""
     return {
         "runner": "pytest",
-        "repeats": settings.repeats,
         "sources": [s.meta() for s in recorder.sources.values()],
         "duplicates": recorder.duplicates,
+        "planned": sorted([list(k) for k in session.planned]),
+        "skipped": sorted([list(k) for k in session.skipped]),
     }
 
 
@@ -75,8 +76,8 @@ def _load_suites(sources: list[dict[str, Any]]) -> list[Suite]:
     return [load_suite(s["suite_file"], build_target_now=False) for s in sources if s.get("suite_file")]
 
 
-def _run_row(run_id: str, sources: list[dict[str, Any]], suites: list[Suite], total: int,
-             settings: Settings) -> dict[str, Any]:
+def _run_row(run_id: str, sources: list[dict[str, Any]], suites: list[Suite], planned: int, session: Session,
+             settings: RunSettings) -> dict[str, Any]:
     from evalkit.datasets import file_sha256
     from evalkit.provenance import evalkit_version, git_info
 
@@ -85,78 +86,70 @@ def _run_row(run_id: str, sources: list[dict[str, Any]], suites: list[Suite], to
     targets = sorted({str(s["target"]) for s in sources if s.get("target")})
     dataset = Path(datasets[0]) if len(datasets) == 1 else None
     commit, dirty = git_info(Path(sources[0]["suite_file"]).parent if sources and sources[0].get("suite_file") else None)
-    config: dict[str, Any] = {"runner": "pytest", "sources": sources, "workers": settings.workers}
+    config: dict[str, Any] = {"runner": "pytest", "door": "pytest", "sources": sources, "workers": session.workers,
+                              "settings": settings.plan_part()}
     if len(suites) == 1 and suites[0].path is not None:
         config |= {"suite_file": str(suites[0].path), "suite": suites[0].raw}
     return {
-        "run_id": run_id, "suite": "+".join(names), "status": "running", "started_at": settings.started_at,
+        "run_id": run_id, "suite": "+".join(names), "status": "running", "started_at": session.started_at,
         "target": ", ".join(targets) or "pytest", "dataset_path": str(dataset) if dataset else None,
         "dataset_sha256": file_sha256(dataset) if dataset and dataset.is_file() else None,
-        "cases_total": total, "repeats": settings.repeats, "concurrency": settings.workers,
+        "cases_total": planned, "repeats": settings.repeats, "concurrency": session.workers,
         "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(), "config": config,
     }
 
 
-def _log_mlflow(store: Store, run_id: str, suite_file: Path | None = None) -> str | None:
-    """Log the run with ``evalkit.tracking.mlflow_log.log_run`` when it exists; failures become a note."""
-    try:
-        found = importlib.util.find_spec("evalkit.tracking.mlflow_log") is not None
-    except ImportError:
-        found = False
-    if not found:
-        return None
-    try:
-        log_run = importlib.import_module("evalkit.tracking.mlflow_log").log_run
-        kwargs: dict[str, Any] = {}
-        if suite_file is not None and "suite_file" in inspect.signature(log_run).parameters:
-            kwargs["suite_file"] = suite_file
-        log_run(store, run_id, **kwargs)
-    except Exception as exc:
-        return f"MLflow logging failed ({type(exc).__name__}: {exc})"
-    return None
+def _conclude(store: Store, run_id: str, suites: list[Suite], session: Session, notes: list[str], name: str,
+              planned: int) -> FinishedRun:
+    from evalkit.pipeline.plan import plan_thresholds
+    from evalkit.pipeline.run import finish
+    from evalkit.runner import RunOutcome
+
+    settings, _ = session.settings(suites)
+    thresholds = [t for s in suites for t in plan_thresholds(s, settings)]
+    baseline_id = None
+    if settings.baseline:
+        from evalkit.gate import resolve_baseline
+
+        baseline_id = resolve_baseline(store, settings.baseline, suite=name, exclude_run_id=run_id)
+    outcome = RunOutcome(status="interrupted" if session.interrupted else "completed")
+    run = finish(store, run_id, name, planned=planned, outcome=outcome, settings=settings, thresholds=thresholds,
+                 baseline_id=baseline_id, suite_file=suites[0].path if len(suites) == 1 else None)
+    run.notes[:0] = notes
+    return run
 
 
-def _conclude(store: Store, run_id: str, suites: list[Suite], settings: Settings, notes: list[str],
-              name: str) -> Outcome:
-    from evalkit.session import finalise
-
-    summary = finalise(store, run_id, name, settings.status)
-    thresholds = [(str(s.path) if s.path else None, s.thresholds) for s in suites if s.thresholds]
-    budget = min((s.defaults.max_error_rate for s in suites), default=0.05)
-    verdict = decide(store, run_id, summary, thresholds, max_error_rate=budget, baseline=settings.baseline)
-    store.update_run(run_id, gate=verdict.data)
-    if settings.mlflow:
-        note = _log_mlflow(store, run_id, suites[0].path if len(suites) == 1 else None)
-        if note:
-            notes.append(note)
-    return Outcome(run_id=run_id, store_path=settings.store_path, summary=summary, verdict=verdict, notes=notes)
-
-
-def finish_worker(recorder: Recorder, settings: Settings) -> None:
+def finish_worker(recorder: Recorder, session: Session) -> None:
     """xdist worker: write this worker's results (and a run row carrying what it collected) to its shard."""
     try:
         recorder.write({
             "run_id": recorder.run_id, "suite": "pytest-shard", "status": "shard", "started_at": recorder.started_at,
-            "cases_total": len(recorder.results), "config": process_config(recorder, settings),
+            "cases_total": len(recorder.results), "config": process_config(recorder, session),
         })
     finally:
         recorder.close()
 
 
-def finish_single(recorder: Recorder, settings: Settings) -> Outcome:
-    """One process: the run row and every result go straight to the workspace store."""
-    cfg = process_config(recorder, settings)
-    sources, dupes = _merge_configs([cfg])
+def finish_single(recorder: Recorder, session: Session) -> FinishedRun:
+    """One process: the run row and every result go straight to the workspace store; unrun items are cancelled."""
+    from evalkit.pipeline.finalise import cancel_unstarted
+
+    sources, dupes = _merge_configs([process_config(recorder, session)])
     try:
         suites = [s.suite for s in recorder.sources.values() if s.suite is not None]
-        row = _run_row(recorder.run_id, sources, suites, len(recorder.results), settings)
+        settings, _ = session.settings(suites)
+        planned = {k: c for k, c in session.planned.items() if k not in session.skipped}
+        row = _run_row(recorder.run_id, sources, suites, len(planned), session, settings)
         store = recorder.write(row)
-        return _conclude(store, recorder.run_id, suites, settings, _dupe_notes(dupes), row["suite"])
+        scorers = sorted({sc.name for s in suites for sc in s.scorers})
+        cancel_unstarted(store, recorder.run_id, [(c, r) for (_, r), c in planned.items()], scorers,
+                         "not run: the pytest session stopped before this test")
+        return _conclude(store, recorder.run_id, suites, session, _dupe_notes(dupes), row["suite"], len(planned))
     finally:
         recorder.close()
 
 
-def finish_controller(run_id: str, directory: Path, settings: Settings) -> Outcome | None:
+def finish_controller(run_id: str, directory: Path, session: Session) -> FinishedRun | None:
     """xdist controller: merge the workers' shards into one run in the workspace store."""
     files = shards.shard_files(directory)
     if not files:
@@ -164,15 +157,18 @@ def finish_controller(run_id: str, directory: Path, settings: Settings) -> Outco
     from evalkit.store.db import Store
 
     try:
-        with Store(settings.store_path) as store:
+        with Store(session.store_path) as store:
             configs = shards.read_configs(store, files, run_id)
             sources, dupes = _merge_configs(configs)
             suites = _load_suites(sources)
-            total = sum(int(c.get("cases_total", 0)) for c in configs)
-            row = _run_row(run_id, sources, suites, total, settings)
+            settings, _ = session.settings(suites)
+            planned = {tuple(k) for c in configs for k in c.get("planned", [])}
+            skipped = {tuple(k) for c in configs for k in c.get("skipped", [])}
+            total = len(planned - skipped)
+            row = _run_row(run_id, sources, suites, total, session, settings)
             store.create_run(row)
             shards.merge(store, files, run_id)
-            return _conclude(store, run_id, suites, settings, _dupe_notes(dupes), row["suite"])
+            return _conclude(store, run_id, suites, session, _dupe_notes(dupes), row["suite"], total)
     finally:
         shards.remove(directory)
 
@@ -184,7 +180,7 @@ def _dupe_notes(dupes: list[str]) -> list[str]:
             + "; ".join(dupes[:3]) + (" …" if len(dupes) > 3 else "")]
 
 
-def render(outcome: Outcome, width: int, markup: bool) -> tuple[str, list[tuple[str, dict[str, bool]]]]:
+def render(run: FinishedRun, width: int, markup: bool) -> tuple[str, list[tuple[str, dict[str, bool]]]]:
     """The summary table (as text) and the lines under it, each with its terminal style."""
     import io
 
@@ -194,19 +190,26 @@ def render(outcome: Outcome, width: int, markup: bool) -> tuple[str, list[tuple[
 
     buf = io.StringIO()
     Console(file=buf, width=width, force_terminal=markup, no_color=not markup, highlight=False,
-            soft_wrap=False).print(summary_table(outcome.summary))
-    v = outcome.verdict
+            soft_wrap=False).print(summary_table(run.summary))
+    g = run.gate
     lines: list[tuple[str, dict[str, bool]]] = [
-        (f"evalkit run {outcome.run_id}: {outcome.summary.cases} case result(s) in {outcome.store_path}"
-         f"  (evalkit show {outcome.run_id})", {}),
+        (f"evalkit run {run.run_id}: {run.summary.cases} case result(s) in {run.store_path}"
+         f"  (evalkit show {run.run_id})", {}),
     ]
-    lines += [(f"  {c}", {}) for c in v.checks]
-    lines += [(f"warning: {n}", {"yellow": True}) for n in outcome.notes]
-    if v.passed:
-        lines.append((f"evalkit gate PASSED: {v.reason}", {"green": True, "bold": True}))
+    lines += [(f"  {c.message}", {}) for c in g.checks]
+    if g.baseline is not None:
+        lines += [(f"  {c.label}: {_round(c.current)} vs baseline {_round(c.baseline)}"
+                   + (" REGRESSION" if c.regression else ""), {}) for c in g.baseline.comparisons]
+    lines += [(f"warning: {n}", {"yellow": True}) for n in run.notes]
+    if g.passed:
+        lines.append((f"evalkit gate PASSED: {g.reason}", {"green": True, "bold": True}))
     else:
-        lines.append((f"evalkit gate FAILED ({v.status}): {v.reason}", {"red": True, "bold": True}))
+        lines.append((f"evalkit gate FAILED ({g.status}): {g.reason}", {"red": True, "bold": True}))
     return buf.getvalue(), lines
 
 
-__all__ = ["Outcome", "Settings", "finish_controller", "finish_single", "finish_worker", "render"]
+def _round(v: float | None) -> str:
+    return "None" if v is None else str(round(v, 4))
+
+
+__all__ = ["Session", "finish_controller", "finish_single", "finish_worker", "render"]

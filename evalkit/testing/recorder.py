@@ -72,11 +72,11 @@ class Recorder:
         if not self._tracer_ready:
             self._tracer_ready = True
             if self.tracing and tracing_available():
-                from evalkit.api import _make_tracer
                 from evalkit.errors import StoreError
+                from evalkit.tracing.setup import tracer_for_store
 
                 try:
-                    self._tracer = _make_tracer(self.store)
+                    self._tracer = tracer_for_store(self.store)
                 except StoreError:
                     self.tracing = False  # the session end reports the store problem once
         return self._tracer

@@ -8,12 +8,17 @@ Nothing is ever dropped for lack of room: when the queue holds ``max_pending`` s
 thread ending a span waits until the writer has caught up (backpressure). Each batch becomes
 one Arrow table and one ``INSERT`` (through :meth:`Store.insert_arrow`, which takes the store's
 lock). ``flush()`` returns once every span queued before it is in the table.
+
+After ``close()`` no writer thread is started again: a late span (from a call abandoned after
+its timeout) is written synchronously. While the interpreter finalizes, late spans are dropped
+and counted instead, since a frozen daemon thread may hold a lock a write would wait on.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +59,7 @@ class DuckDBSpanSink:
         self._life = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop_evt = threading.Event()
+        self._closed = False
 
     # -- producer side (called from SpanProcessor.on_end) ----------------------------------
     def add(self, span: Any, route: Route | None) -> None:
@@ -67,6 +73,9 @@ class DuckDBSpanSink:
 
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Queue one row (in :data:`~evalkit.tracing.columns.COLUMNS` order)."""
+        if self._closed or sys.is_finalizing():
+            self._late([row])
+            return
         q = self._q
         q.append(row)
         n = len(q)
@@ -82,16 +91,29 @@ class DuckDBSpanSink:
         if threading.current_thread() is self._thread:
             return
         with self._space:
-            while len(self._q) >= self.max_pending and self._thread is not None:
+            while len(self._q) >= self.max_pending and self._thread is not None and not sys.is_finalizing():
                 self._wake.set()
                 self._space.wait(0.05)
 
     def _start(self) -> None:
         with self._life:
-            if self._thread is None:
+            if self._thread is None and not self._closed and not sys.is_finalizing():
                 self._stop_evt = stop = threading.Event()
                 self._thread = threading.Thread(target=self._loop, args=(stop,), name="evalkit-span-writer", daemon=True)
                 self._thread.start()
+                return
+            closed = self._thread is None
+        if closed:  # closed since add_row checked: no thread will take what is queued
+            self._late([])
+
+    def _late(self, rows: list[tuple[Any, ...]]) -> None:
+        """A span after close(): written here and now, or dropped and counted while the interpreter exits."""
+        if sys.is_finalizing():
+            self.dropped += len(rows) + len(self._q)
+            self._q.clear()
+            return
+        self._q.extend(rows)
+        self.drain()
 
     # -- writer side -----------------------------------------------------------------------
     def _loop(self, stop: threading.Event) -> None:
@@ -131,11 +153,15 @@ class DuckDBSpanSink:
         self.drain()
 
     def close(self) -> None:
-        """Flush and stop the writer thread (it restarts if more spans arrive)."""
+        """Flush and stop the writer thread for good (later spans are written synchronously)."""
         with self._life:
+            self._closed = True
             t, self._thread = self._thread, None
             self._stop_evt.set()
             self._wake.set()
+        if sys.is_finalizing():  # the writer may be frozen mid-batch: waiting on it would hang the exit
+            self._late([])
+            return
         if t is not None and t is not threading.current_thread():
             t.join()
         self.drain()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import UserError
+from evalkit.store import reads
 from evalkit.tracing.columns import LLM_OPERATIONS
 
 if TYPE_CHECKING:
@@ -14,45 +15,72 @@ if TYPE_CHECKING:
 
 _LLM = ", ".join(f"'{o}'" for o in LLM_OPERATIONS)
 
-CASE_TRACES_SQL = f"""
-WITH cr AS (
-    SELECT case_id, repeat, status, error, latency_ms, trace_id FROM case_results WHERE run_id = ?
-), sp AS (
-    SELECT trace_id,
-           count(*) AS spans,
-           count(*) FILTER (WHERE status_code = 'ERROR') AS error_spans,
-           count(*) FILTER (WHERE operation = 'execute_tool') AS tool_calls,
-           count(*) FILTER (WHERE operation IN ({_LLM})) AS llm_calls,
-           coalesce(sum(input_tokens) FILTER (WHERE operation IN ({_LLM})), 0) AS input_tokens,
-           coalesce(sum(output_tokens) FILTER (WHERE operation IN ({_LLM})), 0) AS output_tokens,
-           max(duration_ms) FILTER (WHERE name = 'evalkit.case') AS case_ms,
-           arg_max(name, duration_ms) FILTER (WHERE name <> 'evalkit.case') AS slowest_span,
-           max(duration_ms) FILTER (WHERE name <> 'evalkit.case') AS slowest_span_ms,
-           string_agg(DISTINCT coalesce(error_type, name), ', ') FILTER (WHERE status_code = 'ERROR'
-                      AND name <> 'evalkit.case') AS errors
-    FROM spans WHERE trace_id IN (SELECT trace_id FROM cr) GROUP BY trace_id
-), sc AS (
-    SELECT case_id, repeat,
-           string_agg(name, ', ' ORDER BY name) FILTER (WHERE passed = false OR error IS NOT NULL) AS failed_scores
-    FROM scores WHERE run_id = ? GROUP BY case_id, repeat
-)
-SELECT cr.case_id, cr.repeat, cr.status, cr.error, coalesce(sp.case_ms, cr.latency_ms) AS duration_ms,
-       coalesce(sp.spans, 0) AS spans, coalesce(sp.error_spans, 0) AS error_spans,
-       coalesce(sp.tool_calls, 0) AS tool_calls, coalesce(sp.llm_calls, 0) AS llm_calls,
-       coalesce(sp.input_tokens, 0) AS input_tokens, coalesce(sp.output_tokens, 0) AS output_tokens,
-       sp.slowest_span, sp.slowest_span_ms, sp.errors, sc.failed_scores, cr.trace_id,
-       (cr.status <> 'ok' OR sc.failed_scores IS NOT NULL OR coalesce(sp.error_spans, 0) > 0) AS failed
-FROM cr LEFT JOIN sp USING (trace_id) LEFT JOIN sc USING (case_id, repeat)
+SPAN_STATS_SQL = f"""
+SELECT trace_id,
+       count(*) AS spans,
+       count(*) FILTER (WHERE status_code = 'ERROR') AS error_spans,
+       count(*) FILTER (WHERE operation = 'execute_tool') AS tool_calls,
+       count(*) FILTER (WHERE operation IN ({_LLM})) AS llm_calls,
+       coalesce(sum(input_tokens) FILTER (WHERE operation IN ({_LLM})), 0) AS input_tokens,
+       coalesce(sum(output_tokens) FILTER (WHERE operation IN ({_LLM})), 0) AS output_tokens,
+       max(duration_ms) FILTER (WHERE name = 'evalkit.case') AS case_ms,
+       arg_max(name, duration_ms) FILTER (WHERE name <> 'evalkit.case') AS slowest_span,
+       max(duration_ms) FILTER (WHERE name <> 'evalkit.case') AS slowest_span_ms,
+       string_agg(DISTINCT coalesce(error_type, name), ', ') FILTER (WHERE status_code = 'ERROR'
+                  AND name <> 'evalkit.case') AS errors
+FROM spans WHERE trace_id IN ({reads.RUN_TRACE_IDS}) GROUP BY trace_id
 """
+_NO_SPANS = {"spans": 0, "error_spans": 0, "tool_calls": 0, "llm_calls": 0, "input_tokens": 0, "output_tokens": 0,
+             "case_ms": None, "slowest_span": None, "slowest_span_ms": None, "errors": None}
+
+
+def failed_scores(store: Store, run_id: str) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """(case id, repeat) -> (names of its scores that failed or errored, the first error kind among them).
+
+    A not-applicable score neither fails nor errors.
+    """
+    names: dict[tuple[str, int], list[str]] = {}
+    kinds: dict[tuple[str, int], str | None] = {}
+    for s in reads.score_rows(store, run_id):
+        if s["passed"] is False or s["outcome"] == "error":
+            key = (s["case_id"], s["repeat"])
+            names.setdefault(key, []).append(s["name"])
+            kinds[key] = kinds.get(key) or s["error_kind"]
+    return {k: (", ".join(sorted(v)), kinds.get(k)) for k, v in names.items()}
 
 
 def case_traces(store: Store, run_id: str, *, limit: int | None = 20, failed_only: bool = False,
                 order: str = "failed") -> list[dict[str, Any]]:
-    """One row per case of a run: duration, span/tool/LLM counts, tokens, errors; failed then slowest first."""
-    where = " WHERE failed" if failed_only else ""
-    by = "duration_ms DESC NULLS LAST" if order == "slowest" else "failed DESC, duration_ms DESC NULLS LAST"
-    lim = f" LIMIT {int(limit)}" if limit else ""
-    return store.query(f"SELECT * FROM ({CASE_TRACES_SQL}){where} ORDER BY {by}, case_id, repeat{lim}", [run_id, run_id])
+    """One row per case of a run: outcome, duration, span/tool/LLM counts, tokens, errors; failed then slowest first.
+
+    A case ``failed`` when its outcome is not ``completed`` (errored, cancelled), a score failed or
+    errored, or one of its spans is an error.
+    """
+    spans = {r["trace_id"]: r for r in store.query(SPAN_STATS_SQL, [run_id])}
+    bad = failed_scores(store, run_id)
+    rows: list[dict[str, Any]] = []
+    for c in reads.case_rows(store, run_id, details=False):
+        sp = spans.get(c["trace_id"]) or _NO_SPANS
+        failed_names, score_kind = bad.get((c["case_id"], c["repeat"]), (None, None))
+        duration = sp["case_ms"] if sp["case_ms"] is not None else c["latency_ms"]
+        rows.append({
+            "case_id": c["case_id"], "repeat": c["repeat"], "status": c["status"], "outcome": c["outcome"],
+            "error": c["error"], "error_kind": c["error_kind"] or (score_kind if c["outcome"] == "errored" else None),
+            "duration_ms": duration,
+            **{k: sp[k] for k in ("spans", "error_spans", "tool_calls", "llm_calls", "input_tokens", "output_tokens",
+                                  "slowest_span", "slowest_span_ms", "errors")},
+            "failed_scores": failed_names, "trace_id": c["trace_id"],
+            "failed": c["outcome"] != "completed" or failed_names is not None or sp["error_spans"] > 0,
+        })
+    if failed_only:
+        rows = [r for r in rows if r["failed"]]
+
+    def key(r: dict[str, Any]) -> tuple[Any, ...]:
+        slow = (r["duration_ms"] is None, -(r["duration_ms"] or 0.0))
+        return (*(() if order == "slowest" else (not r["failed"],)), *slow, r["case_id"], r["repeat"])
+
+    rows.sort(key=key)
+    return rows[:limit] if limit else rows
 
 
 @dataclass
@@ -75,14 +103,7 @@ class SpanNode:
 
 def case_trace(store: Store, run_id: str, case_id: str, repeat: int | None = None) -> tuple[dict[str, Any], list[SpanNode]]:
     """(the case's result row, its span trees: the ``evalkit.case`` root first, then any orphans)."""
-    params: list[Any] = [run_id, case_id]
-    cond = ""
-    if repeat is not None:
-        cond, params = " AND repeat = ?", [*params, repeat]
-    cases = store.query(
-        "SELECT case_id, repeat, status, error, latency_ms, trace_id, input_tokens, output_tokens FROM case_results"
-        f" WHERE run_id = ? AND case_id = ?{cond} ORDER BY repeat", params,
-    )
+    cases = reads.case_rows(store, run_id, case_ids=[case_id], repeat=repeat, details=False)
     if not cases:
         raise UserError(f"run {run_id} has no case '{case_id}'" + (f" (repeat {repeat})" if repeat is not None else ""))
     case = cases[0]

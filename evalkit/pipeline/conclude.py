@@ -1,0 +1,78 @@
+"""After the ledger closes: gate → outputs → tracking, the same for every door."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from evalkit.pipeline.finished import FinishedRun
+from evalkit.pipeline.settings import RunSettings
+from evalkit.schema import RunSummary
+from evalkit.store.db import Store
+
+
+def conclude(store: Store, summary: RunSummary, *, settings: RunSettings, thresholds: list[Any],
+             baseline_id: str | None = None, suite_file: Path | None = None,
+             resume_command: str | None = None) -> FinishedRun:
+    """Gate a finalised run, write the requested reports, log it to MLflow; returns the finished run."""
+    from evalkit.gate import evaluate_gate, load_scores
+
+    run_id = summary.run_id
+    gate = evaluate_gate(
+        summary, load_scores(store, run_id), thresholds, load_scores(store, baseline_id) if baseline_id else None,
+        fail_on_regression=settings.fail_on_regression, min_effect=settings.min_effect,
+        max_error_rate=settings.max_error_rate, baseline_run_id=baseline_id,
+        resume_command=resume_command if summary.status != "completed" or summary.missing else None,
+    )
+    store.update_run(run_id, gate=gate.model_dump(mode="json"))
+    finished = FinishedRun(run_id=run_id, summary=summary, gate=gate, notes=list(summary.notes),
+                           store_path=None if str(store.path) == ":memory:" else store.path,
+                           resume_command=resume_command if summary.status != "completed" else None)
+    write_outputs(store, finished, settings)
+    if settings.mlflow:
+        finished.mlflow_run_id = _log_mlflow(store, run_id, suite_file, settings.team, finished.notes)
+    return finished
+
+
+def write_outputs(store: Store, run: FinishedRun, settings: RunSettings) -> None:
+    """JUnit, Markdown (and ``$GITHUB_STEP_SUMMARY``), JSON and HTML, each only when asked for."""
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not (settings.junit or settings.markdown or settings.json_file or settings.html or step_summary):
+        return
+    from evalkit.store.reads import cases_with_scores
+
+    cases = cases_with_scores(store, run.run_id)
+    if settings.junit or settings.markdown or step_summary:
+        from evalkit.ci_outputs import render_markdown, write_github_summary, write_junit, write_markdown
+
+        if settings.junit:
+            write_junit(settings.junit, run.summary, run.gate, cases)
+        if settings.markdown:
+            write_markdown(settings.markdown, run.summary, run.gate, cases)
+        write_github_summary(render_markdown(run.summary, run.gate, cases))
+    if settings.json_file:
+        import json
+
+        settings.json_file.write_text(json.dumps({
+            "run_id": run.run_id, "summary": run.summary.model_dump(mode="json"),
+            "gate": run.gate.model_dump(mode="json"), "cases": cases}, indent=2, default=str))
+    if settings.html:
+        from evalkit.report.html import write_report
+
+        write_report(store, run.run_id, settings.html)
+
+
+def _log_mlflow(store: Store, run_id: str, suite_file: Path | None, team: str | None, notes: list[str]) -> str | None:
+    """Log the run's summary to MLflow; a failure is a note (the run is safe in the store), never a lost run."""
+    from evalkit.tracking.errors import TrackingError
+    from evalkit.tracking.mlflow_log import log_run
+
+    try:
+        return str(log_run(store, run_id, suite_file=suite_file, team=team))
+    except TrackingError as exc:
+        notes.append(f"{exc}; the run is in the store, `evalkit sync` logs it later")
+    except Exception as exc:  # never lose a finished run to a tracking bug
+        notes.append(f"MLflow logging failed ({type(exc).__name__}: {exc}); the run is in the store, "
+                     "`evalkit sync` logs it later")
+    return None

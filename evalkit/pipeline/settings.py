@@ -1,0 +1,114 @@
+"""One run-settings type for every door (CLI flags, pytest options, ``evaluate()`` arguments).
+
+Precedence, the same everywhere: an explicit setting (flag, option, argument) beats the
+``EVALKIT_*`` environment, which beats the suite's ``defaults:``, which beat the built-ins.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evalkit.errors import UserError
+
+# settings that define what a run is: a resumed run keeps them, and a conflicting flag is bad input
+PLAN_KEYS = ("repeats", "limit", "shard", "thresholds", "lower_bound", "max_error_rate", "timeout_s")
+# settings a suite's ``defaults:`` may fix
+SUITE_KEYS = ("concurrency", "timeout_s", "repeats", "max_error_rate")
+# environment variables: name, and whether a true value means the setting is off
+ENV: dict[str, tuple[str, bool]] = {
+    "concurrency": ("EVALKIT_CONCURRENCY", False),
+    "timeout_s": ("EVALKIT_TIMEOUT", False),
+    "repeats": ("EVALKIT_REPEAT", False),
+    "max_error_rate": ("EVALKIT_MAX_ERROR_RATE", False),
+    "mlflow": ("EVALKIT_NO_MLFLOW", True),
+    "tracing": ("EVALKIT_NO_TRACE", True),
+    "cache": ("EVALKIT_NO_CACHE", True),
+    "team": ("EVALKIT_TEAM", False),
+}
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+class RunSettings(BaseModel):
+    """How one run is planned, executed, gated and reported."""
+
+    model_config = ConfigDict(extra="forbid")
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    timeout_s: float = Field(default=60.0, gt=0)
+    repeats: int = Field(default=1, ge=1, le=1000)
+    max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    limit: int | None = Field(default=None, ge=1)
+    shard: str | None = None
+    thresholds: list[str] = Field(default_factory=list)  # beyond the suite's own
+    lower_bound: bool = False
+    baseline: str | None = None
+    fail_on_regression: bool = False
+    min_effect: float = Field(default=0.0, ge=0)
+    resume: str | None = None
+    retry_errors: str | None = None
+    cache: bool = True
+    tracing: bool = True
+    capture_content: bool = True
+    mlflow: bool = True
+    team: str | None = None
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    collect: int | None = Field(default=None, ge=0, le=65535)
+    junit: Path | None = None
+    markdown: Path | None = None
+    json_file: Path | None = None
+    html: Path | None = None
+
+    def plan_part(self) -> dict[str, Any]:
+        """The settings stored with a run and inherited by ``--resume`` (JSON)."""
+        return self.model_dump(mode="json", include=set(PLAN_KEYS))
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, (var, negated) in ENV.items():
+        raw = env.get(var)
+        if raw is None:
+            continue
+        if negated:
+            low = raw.strip().lower()
+            if low not in _TRUE + _FALSE:
+                raise UserError(f"environment variable {var}={raw!r}: expected 1/0, true/false, yes/no")
+            out[key] = low not in _TRUE
+        elif raw.strip():
+            out[key] = raw.strip()
+    return out
+
+
+def resolve_settings(
+    explicit: Mapping[str, Any], suite_defaults: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+) -> tuple[RunSettings, frozenset[str]]:
+    """Merge the layers (explicit > environment > suite > built-in); returns the settings and the explicit keys.
+
+    ``None`` in ``explicit`` means "not given". Bad values are a :class:`UserError` naming their source.
+    """
+    given = {k: v for k, v in explicit.items() if v is not None}
+    layers: list[tuple[str, dict[str, Any]]] = [
+        ("the suite's defaults", {k: v for k, v in (suite_defaults or {}).items() if k in SUITE_KEYS}),
+        ("the environment", _from_env(os.environ if env is None else env)),
+        ("the arguments", given),
+    ]
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        merged.update(layer)
+    try:
+        settings = RunSettings.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        source = next((name for name, layer in reversed(layers) if key in layer), "the arguments")
+        var = ENV.get(key, ("", False))[0]
+        where = f"{var} in the environment" if source == "the environment" and var else f"'{key}' in {source}"
+        msg = "is not a known setting" if err["type"] == "extra_forbidden" else err["msg"].lower()
+        raise UserError(f"{where}: {msg}") from None
+    return settings, frozenset(given)
