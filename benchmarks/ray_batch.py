@@ -39,9 +39,9 @@ def main() -> dict[str, object]:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
-    from evalkit.api import _make_tracer
-    from evalkit.batch.ray_engine import run_on_ray
-    from evalkit.session import RunPlan, execute
+    import dataclasses
+
+    from evalkit.pipeline import RunSettings, run_suite
     from evalkit.store.db import open_store
     from evalkit.suite import load_suite
 
@@ -54,14 +54,11 @@ def main() -> dict[str, object]:
         s = load_suite(suite_file)
         assert s.target is not None
 
-        def plan() -> RunPlan:
-            assert s.target is not None
-            return RunPlan(suite=s.name, cases=s.cases, target=s.target, scorers=s.scorers,
-                           concurrency=args.concurrency, total=len(s.cases), dataset_path=s.dataset_path)
-
+        local_settings = RunSettings(concurrency=args.concurrency, mlflow=False)
+        ray_settings = local_settings.model_copy(update={"engine": "ray"})
         store = open_store(root / "bench.duckdb")
         t0 = time.perf_counter()
-        local = execute(plan(), store, tracer=_make_tracer(store), handle_signals=False)
+        local = run_suite(s, local_settings, door="api", store=store, handle_signals=False)
         local_wall = time.perf_counter() - t0
         assert local.summary.cases == args.cases
 
@@ -74,13 +71,12 @@ def main() -> dict[str, object]:
         out["ray_init_s"] = round(time.perf_counter() - t0, 3)
         try:
             # Warm-up: one tiny run starts the worker processes and imports evalkit in them.
-            warm = RunPlan(suite=s.name, cases=list(s.cases[: args.workers]), target=s.target, scorers=s.scorers)
+            warm = dataclasses.replace(s, cases=list(s.cases[: args.workers]))
             t0 = time.perf_counter()
-            run_on_ray(warm, store, suite_file=suite_file, overrides={}, num_workers=args.workers, handle_signals=False)
+            run_suite(warm, ray_settings, door="api", store=store, handle_signals=False)
             out["ray_warmup_s"] = round(time.perf_counter() - t0, 3)
             t0 = time.perf_counter()
-            rec = run_on_ray(plan(), store, suite_file=suite_file, overrides={}, num_workers=args.workers,
-                             handle_signals=False)
+            rec = run_suite(s, ray_settings, door="api", store=store, handle_signals=False)
             ray_wall = time.perf_counter() - t0
         finally:
             t0 = time.perf_counter()

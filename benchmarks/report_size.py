@@ -81,9 +81,10 @@ def build(store: Any, run_id: str, n: int, seed: int = 0) -> None:
               "input_tokens": pl.Int64, "output_tokens": pl.Int64, "tool_name": pl.String, "status_code": pl.String,
               "attributes": pl.String}
     store.insert_arrow("spans", pl.DataFrame(spans, schema=schema).to_arrow())
-    from evalkit.session import finalise
+    from evalkit.pipeline.finalise import finalise
+    from evalkit.runner import RunOutcome
 
-    finalise(store, run_id, "bench", "completed")
+    finalise(store, run_id, "bench", planned=n, engine=RunOutcome())
 
 
 def _browser_timings(path: Path, tmp: Path) -> dict[str, float] | None:

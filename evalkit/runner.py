@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -80,6 +80,26 @@ class RunOutcome:
     completed: int = 0  # results sunk, whatever their outcome
     cancelled: int = 0
     failures: list[str] = field(default_factory=list)  # faults of the engine or the sink, in order
+
+
+class _Escaped(Exception):
+    """A ``SystemExit``/``KeyboardInterrupt`` raised by user code, carried as an ordinary exception.
+
+    Left as it is, it would escape the task ``wait_for`` runs the target in, and stop the event loop.
+    """
+
+    def __init__(self, exc: BaseException) -> None:
+        super().__init__(describe_exception(exc))
+        self.exc = exc
+
+
+async def _contained(call: Awaitable[Any]) -> Any:
+    try:
+        return await call
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
+        raise _Escaped(exc) from None
 
 
 class Runner:
@@ -192,13 +212,14 @@ class Runner:
             with case_scope(ctx), self.tracer.case_span(ctx, case):
                 try:
                     with self.tracer.step_span("evalkit.target", {"evalkit.target": self.target.name}):
-                        output = await asyncio.wait_for(self.target(case), self.opts.timeout_s)
+                        output = await asyncio.wait_for(_contained(self.target(case)), self.opts.timeout_s)
                 except TimeoutError:
                     status, kind, error = "error", "timeout", f"timeout: no answer within {self.opts.timeout_s:g} s"
                 except asyncio.CancelledError:
                     raise
-                except BaseException as exc:  # SystemExit / KeyboardInterrupt from the agent: its case's error
-                    status, kind, error = "error", "target_exception", describe_exception(exc)
+                except Exception as exc:
+                    cause = exc.exc if isinstance(exc, _Escaped) else exc
+                    status, kind, error = "error", "target_exception", describe_exception(cause)
                 latency = (time.perf_counter() - t0) * 1000 if latency_ms is None else latency_ms
                 if error is None:
                     info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,

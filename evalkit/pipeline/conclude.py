@@ -71,7 +71,7 @@ def _log_mlflow(store: Store, run_id: str, suite_file: Path | None, team: str | 
     try:
         return str(log_run(store, run_id, suite_file=suite_file, team=team))
     except TrackingError as exc:
-        notes.append(f"{exc}; the run is in the store, `evalkit sync` logs it later")
+        notes.append(f"MLflow logging failed: {exc}; the run is in the store, `evalkit sync` logs it later")
     except Exception as exc:  # never lose a finished run to a tracking bug
         notes.append(f"MLflow logging failed ({type(exc).__name__}: {exc}); the run is in the store, "
                      "`evalkit sync` logs it later")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from evalkit.report.data import as_text, clip, run_meta
+from evalkit.store import reads
 
 if TYPE_CHECKING:
     import polars as pl
@@ -21,10 +22,7 @@ MAX_FLIPS = 5_000  # flipped cases shown side by side (the rest are counted)
 
 
 def _scores(store: Store, run_id: str) -> pl.DataFrame:
-    return store.frame(
-        "SELECT case_id, repeat, name, value, passed, error FROM scores WHERE run_id = ? ORDER BY case_id, repeat",
-        [run_id],
-    )
+    return reads.score_frame(store, run_id)
 
 
 def _paired(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[str, list[dict[str, Any]]] | None:
@@ -54,7 +52,7 @@ def _simple(cur: pl.DataFrame, base: pl.DataFrame) -> list[dict[str, Any]]:
 
     def per_case(df: pl.DataFrame) -> pl.DataFrame:
         return (
-            df.filter(pl.col("value").is_not_null())
+            df.filter(pl.col("outcome") == "ok")
             .group_by("name", "case_id")
             .agg(pl.col("value").cast(pl.Float64).mean(), pl.col("passed").cast(pl.Float64).mean().alias("pr"))
         )
@@ -82,7 +80,7 @@ def _flips(cur: pl.DataFrame, base: pl.DataFrame) -> dict[str, list[tuple[str, s
 
     def verdicts(df: pl.DataFrame) -> pl.DataFrame:
         return (
-            df.filter(pl.col("passed").is_not_null())
+            df.filter((pl.col("outcome") == "ok") & pl.col("passed").is_not_null())
             .group_by("name", "case_id")
             .agg((pl.col("passed").cast(pl.Float64).mean() >= 0.5).alias("ok"))
         )
@@ -95,28 +93,23 @@ def _flips(cur: pl.DataFrame, base: pl.DataFrame) -> dict[str, list[tuple[str, s
 
 
 def _side(store: Store, run_id: str, case_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """For each case: its first repeat's input, expected, output, error and scores."""
+    """For each case: its first repeat's input, expected, output, outcome, error and scores (of repeat 0)."""
     if not case_ids:
         return {}
     out: dict[str, dict[str, Any]] = {}
-    for r in store.query(
-        "SELECT case_id, input, expected, output, error, status FROM case_results WHERE run_id = ?"
-        " AND case_id IN (SELECT unnest(?)) ORDER BY repeat DESC",
-        [run_id, case_ids],
-    ):
+    for r in reads.case_rows(store, run_id, case_ids=case_ids):
+        if r["case_id"] in out:
+            continue
         out[r["case_id"]] = {
             "input": as_text(r["input"]), "expected": as_text(r["expected"]), "output": as_text(r["output"]),
-            "error": clip(r["error"]), "status": r["status"], "scores": [],
+            "error": clip(r["error"]), "status": r["status"], "outcome": r["outcome"], "error_kind": r["error_kind"],
+            "scores": [],
         }
-    for s in store.query(
-        "SELECT case_id, name, value, passed, rationale, error FROM scores WHERE run_id = ? AND repeat = 0"
-        " AND case_id IN (SELECT unnest(?)) ORDER BY name",
-        [run_id, case_ids],
-    ):
+    for s in reads.score_rows(store, run_id, case_ids=case_ids, repeat=0):
         if s["case_id"] in out:
             out[s["case_id"]]["scores"].append({
-                "name": s["name"], "value": s["value"], "passed": s["passed"],
-                "rationale": clip(s["rationale"]), "error": clip(s["error"]),
+                "name": s["name"], "value": s["value"], "passed": s["passed"], "outcome": s["outcome"],
+                "error_kind": s["error_kind"], "rationale": clip(s["rationale"]), "error": clip(s["error"]),
             })
     return out
 

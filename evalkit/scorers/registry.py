@@ -19,6 +19,7 @@ function (or its ``name=``), never ``module:function``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import importlib
 import inspect
@@ -91,10 +92,8 @@ def _adapt(fn: Callable[..., Any]) -> ScoreFn:
 
 def _mark(obj: Any, **attrs: Any) -> None:
     for key, value in attrs.items():
-        try:
+        with contextlib.suppress(AttributeError, TypeError):  # bound methods, builtins: the registry knows the name
             setattr(obj, key, value)
-        except (AttributeError, TypeError):  # bound methods, builtins: the registry still knows the name
-            pass
 
 
 def register(name: str) -> Callable[[F], F]:
@@ -260,7 +259,9 @@ def _validate_args(factory: Factory, name: str, args: dict[str, Any]) -> dict[st
     try:
         return model.model_validate(args).model_dump(by_alias=True)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # a misspelt argument also leaves a required one missing: report the misspelling
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = ".".join(str(x) for x in err["loc"])
         if err["type"] == "extra_forbidden":
             known = [p.name for p in sig.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]

@@ -102,7 +102,8 @@ _JSON_COLUMNS = DETAIL_COLUMNS
 
 
 def _where(run_id: str, case_ids: list[str] | None, repeat: int | None) -> tuple[str, list[Any]]:
-    cond, params = "run_id = ?", [run_id]
+    cond = "run_id = ?"
+    params: list[Any] = [run_id]
     if case_ids is not None:
         cond += " AND case_id IN (SELECT unnest(?::VARCHAR[]))"
         params.append(list(case_ids))
@@ -145,11 +146,14 @@ def score_rows(store: Store, run_id: str, *, case_ids: list[str] | None = None,
 def result_frame(store: Store, run_id: str) -> pl.DataFrame:
     """One row per case × repeat as exported: ledger outcome and error kind, texts as JSON strings,
     latency, usage and times, in case order."""
-    return store.frame(
+    import polars as pl
+
+    frame = store.frame(
         "SELECT case_id, repeat, status, outcome, error_kind, CAST(input AS VARCHAR) AS input,"
         " CAST(expected AS VARCHAR) AS expected, CAST(output AS VARCHAR) AS output, error, latency_ms, input_tokens,"
         " output_tokens, cost_usd, llm_calls, trace_id, started_at, ended_at FROM case_results WHERE run_id = ?"
         " ORDER BY case_id, repeat", [run_id])
+    return frame.with_columns(pl.col("repeat").cast(pl.Int64)) if frame.height else frame
 
 
 def case_inputs(store: Store, run_id: str) -> list[tuple[Any, ...]]:

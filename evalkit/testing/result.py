@@ -52,8 +52,8 @@ class CaseEval:
 
     @property
     def failures(self) -> list[Score]:
-        """Scores that failed or could not be computed."""
-        return [s for s in self.result.scores if s.passed is False or s.value is None]
+        """Scores that failed or errored (a not-applicable score is neither)."""
+        return [s for s in self.result.scores if s.passed is False or s.outcome == "error"]
 
     @property
     def passed(self) -> bool:
@@ -65,7 +65,7 @@ class CaseEval:
 
     def _score_line(self, s: Score) -> str:
         if s.value is None:
-            line = f"{s.name}: not scored ({s.error or 'no value'})"
+            line = f"{s.name}: not scored ({s.error_kind}: {s.error or 'no value'})"
         else:
             bar = self.thresholds.get(s.name)
             if bar is None and isinstance(s.metadata.get("threshold"), int | float):

@@ -30,7 +30,7 @@ SELECT trace_id,
                   AND name <> 'evalkit.case') AS errors
 FROM spans WHERE trace_id IN ({reads.RUN_TRACE_IDS}) GROUP BY trace_id
 """
-_NO_SPANS = {"spans": 0, "error_spans": 0, "tool_calls": 0, "llm_calls": 0, "input_tokens": 0, "output_tokens": 0,
+_NO_SPANS: dict[str, Any] = {"spans": 0, "error_spans": 0, "tool_calls": 0, "llm_calls": 0, "input_tokens": 0, "output_tokens": 0,
              "case_ms": None, "slowest_span": None, "slowest_span_ms": None, "errors": None}
 
 

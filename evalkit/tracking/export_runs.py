@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import UserError
+from evalkit.store import reads
 from evalkit.store.db import Store
 from evalkit.tracking.compare import resolve
 
@@ -32,9 +33,10 @@ def sql_list(values: list[str]) -> str:
 
 
 def table_query(table: str, ids: str) -> str:
+    """Every stored row of the runs ``ids`` (a SQL list) in ``table``, all columns (outcomes included);
+    spans by run or by the trace ids of the runs' cases."""
     if table == "spans":
-        return (f"SELECT * FROM spans WHERE run_id IN ({ids}) OR trace_id IN"
-                f" (SELECT trace_id FROM case_results WHERE run_id IN ({ids}) AND trace_id IS NOT NULL)")
+        return f"SELECT * FROM spans WHERE run_id IN ({ids}) OR trace_id IN ({reads.trace_ids_sql(ids)})"
     return f"SELECT * FROM {table} WHERE run_id IN ({ids})"
 
 

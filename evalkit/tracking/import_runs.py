@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import UserError
+from evalkit.store import reads
 from evalkit.store.db import Store
 from evalkit.tracking.export_runs import FORMAT, TABLES, VERSION, sql_list
 from evalkit.tracking.mlflow_log import DONE_TAG, ensure_experiment, find_runs, log_run, write_run
@@ -36,25 +37,50 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+# scores before case results: a case's outcome, when an older export lacks it, follows from its scores
+IMPORT_ORDER = ("runs", "scores", "case_results", "spans")
+
+
+def _columns(store: Store, src: str) -> set[str]:
+    return {r[0] for r in store.execute(f"DESCRIBE SELECT * FROM read_parquet('{src}')")}
+
+
+def _select(store: Store, table: str, src: str) -> str:
+    """The rows to insert from an exported table; outcomes derived (as migration 2 derives them) when
+    the export predates them."""
+    cols = _columns(store, src)
+    if table == "scores" and "outcome" not in cols:
+        return (f"SELECT p.*, {reads.LEGACY_SCORE_OUTCOME} AS outcome, {reads.LEGACY_SCORE_ERROR_KIND} AS error_kind"
+                f" FROM read_parquet('{src}') p")
+    if table == "case_results" and "outcome" not in cols:
+        return (f"SELECT p.*, {reads.legacy_case_outcome('p')} AS outcome, {reads.LEGACY_CASE_ERROR_KIND} AS error_kind"
+                f" FROM read_parquet('{src}') p")
+    return f"SELECT p.* FROM read_parquet('{src}') p"
+
+
 def import_store(store: Store, folder: Path, run_ids: list[str]) -> tuple[list[str], list[str]]:
-    """Insert the exported rows of runs this store lacks, in one transaction; (added, skipped)."""
+    """Insert the exported rows of runs this store lacks, in one transaction; (added, skipped).
+
+    Exports written before outcomes were typed (no ``outcome`` / ``error_kind`` columns) are read the
+    way migration 2 back-fills a store.
+    """
     present = {r[0] for r in store.execute(f"SELECT run_id FROM runs WHERE run_id IN ({sql_list(run_ids)})")} \
         if run_ids else set()
     new = [r for r in run_ids if r not in present]
     if new:
         ids = sql_list(new)
         stmts = []
-        for table in TABLES:
+        for table in sorted(TABLES, key=IMPORT_ORDER.index):
             path = folder / f"{table}.parquet"
             if not path.exists():
                 continue
             src = str(path).replace("'", "''")
-            cond = f"run_id IN ({ids})"
+            cond = f"p.run_id IN ({ids})"
             if table == "spans":  # spans of new runs that are not here yet
                 cases = str(folder / "case_results.parquet").replace("'", "''")
-                cond = (f"({cond} OR trace_id IN (SELECT trace_id FROM read_parquet('{cases}')"
-                        f" WHERE run_id IN ({ids}))) AND span_id NOT IN (SELECT span_id FROM spans)")
-            stmts.append(f"INSERT INTO {table} BY NAME SELECT * FROM read_parquet('{src}') WHERE {cond}")
+                cond = (f"({cond} OR p.trace_id IN (SELECT trace_id FROM read_parquet('{cases}')"
+                        f" WHERE run_id IN ({ids}))) AND p.span_id NOT IN (SELECT span_id FROM spans)")
+            stmts.append(f"INSERT INTO {table} BY NAME {_select(store, table, src)} WHERE {cond}")
         # the source's MLflow ids mean nothing here: linked again below, or by `evalkit sync`
         stmts.append(f"UPDATE runs SET mlflow_run_id = NULL WHERE run_id IN ({ids})")
         store.execute("BEGIN TRANSACTION; " + "; ".join(stmts) + "; COMMIT")

@@ -1,8 +1,9 @@
 """The quality leaderboard: a ranked MLflow search, never a scan of every run.
 
 Runs are ranked by one metric with ``search_runs`` (filter, ``order_by``, pages of at most 100),
-shown with the metric's interval, error rate, cost and age. Rows whose intervals overlap the
-first row of their tie group share its rank ("tied").
+shown with the metric's interval, error rate (the run's one error rate, ``errors/rate``), cost and
+age. Rows whose intervals overlap the first row of their tie group share its rank ("tied"). A row
+says whether its run accounted for every planned case (``complete``) from the ledger metrics.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 By = Literal["agent", "model", "judge"]
 PAGE = 100  # max_results per search: keeps row building cheap (~1 ms per row)
 MAX_SCAN = 2000  # runs read at most when grouping or taking the last N
-LOWER_IS_BETTER = ("errors/", "latency_ms/", "cost_usd/", "tokens/")
+LOWER_IS_BETTER = ("errors/", "latency_ms/", "cost_usd/", "tokens/", "cases/cancelled", "cases/missing")
+LOWER_IS_BETTER_SUFFIX = ("/errors", "/not_applicable")  # per-scorer counts
 GROUP_TAGS: dict[str, tuple[str, ...]] = {
     "agent": ("evalkit.agent_ref", "evalkit.agent"),
     "model": ("evalkit.models",),
@@ -53,6 +55,10 @@ class Entry:
     models: str = ""
     judges: str = ""
     mlflow_run_id: str = ""
+    errors: float | None = None  # errored case × repeats (errors/count)
+    cancelled: float | None = None  # cases/cancelled
+    missing: float | None = None  # cases/missing: planned but never recorded
+    complete: bool | None = None  # nothing cancelled or missing (None: the run logged no ledger)
 
 
 @dataclass
@@ -78,7 +84,13 @@ def interval_keys(metric: str) -> tuple[str, str] | None:
 
 
 def lower_is_better(metric: str) -> bool:
-    return metric.startswith(LOWER_IS_BETTER)
+    return metric.startswith(LOWER_IS_BETTER) or metric.endswith(LOWER_IS_BETTER_SUFFIX)
+
+
+def _complete(m: dict[str, float]) -> bool | None:
+    if "cases/cancelled" not in m and "cases/missing" not in m:
+        return None
+    return not (m.get("cases/cancelled") or m.get("cases/missing"))
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
@@ -140,7 +152,8 @@ def _entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str
         ci_low=lo, ci_high=hi, error_rate=m.get("errors/rate"), cost_usd=m.get("cost_usd/total"),
         started=datetime.fromtimestamp(start / 1000, UTC) if start else None, age=age(start, now),
         models=tags.get("evalkit.models", ""), judges=tags.get("evalkit.judges", ""), mlflow_run_id=run.info.run_id,
-        group=_group_of(run, by) if by else None,
+        group=_group_of(run, by) if by else None, errors=m.get("errors/count"), cancelled=m.get("cases/cancelled"),
+        missing=m.get("cases/missing"), complete=_complete(m),
     )
 
 

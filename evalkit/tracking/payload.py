@@ -1,6 +1,9 @@
 """What one evalkit run becomes in MLflow: params, metrics, tags and the dataset description.
 
-Pure with respect to MLflow (no import of it): built from the DuckDB rows of the run.
+Pure with respect to MLflow (no import of it): built from the DuckDB rows of the run, read through
+:mod:`evalkit.store.reads`. The metrics are :meth:`RunSummary.metrics` of the run's summary: the one
+error rate (``errors/rate``, ``errors/count``), per-scorer ``<scorer>/errors`` and
+``<scorer>/not_applicable``, and the ledger (``cases/planned``, ``cases/cancelled``, ``cases/missing``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.schema import RunSummary
+from evalkit.store import reads
 from evalkit.store.db import Store
 from evalkit.tracking.redact import redact, secret_values
 
@@ -64,23 +68,44 @@ def agent_info(run: dict[str, Any]) -> tuple[str | None, str | None, list[str]]:
 
 def judges(store: Store, run_id: str) -> list[dict[str, str]]:
     """Judges that scored the run: scorer name, judge ref (name@version), prompt hash, model."""
-    rows = store.query(
-        "SELECT name, json_extract_string(metadata, '$.judge') AS judge,"
-        " max(json_extract_string(metadata, '$.prompt_sha256')) AS prompt_sha256,"
-        " max(json_extract_string(metadata, '$.model')) AS model"
-        " FROM scores WHERE run_id = ? AND metadata IS NOT NULL"
-        " AND json_extract_string(metadata, '$.judge') IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
-        [run_id],
-    )
-    return [{k: v for k, v in r.items() if v is not None} for r in rows]
+    grouped: dict[tuple[str, str], dict[str, str]] = {}
+    for j in reads.judges(store, run_id):
+        row = grouped.setdefault((j.scorer, j.judge), {"name": j.scorer, "judge": j.judge})
+        for key, value in (("prompt_sha256", j.prompt_sha256), ("model", j.model)):
+            if value is not None and value > row.get(key, ""):
+                row[key] = value  # the largest, as SQL max() would pick
+    return [grouped[k] for k in sorted(grouped)]
 
 
 def inline_digest(store: Store, run_id: str) -> str:
     """A digest of the cases of a run without a dataset file (ids, inputs, expectations)."""
-    rows = store.execute(
-        "SELECT DISTINCT case_id, CAST(input AS VARCHAR), CAST(expected AS VARCHAR) FROM case_results"
-        " WHERE run_id = ? ORDER BY case_id", [run_id])
-    return hashlib.sha256(json.dumps(rows, default=str).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(reads.case_inputs(store, run_id), default=str).encode()).hexdigest()
+
+
+_STATUSES = ("running", "completed", "interrupted", "failed")
+
+
+def run_summary(store: Store, run: dict[str, Any]) -> RunSummary | None:
+    """The run's summary: as stored when it was written with the run's ledger; otherwise (no summary
+    yet, or one written before outcomes were typed, whose error counts missed scorer errors) counted
+    again from the run's rows, keeping the stored intervals. None for a run with neither."""
+    stored = _json(run.get("summary"))
+    if stored and "completed" in stored:
+        return RunSummary.model_validate(stored)
+    from evalkit.aggregate import summarise
+
+    run_id = run["run_id"]
+    cases, scores = reads.case_frame(store, run_id), reads.score_frame(store, run_id)
+    if cases.height == 0:
+        return RunSummary.model_validate(stored) if stored else None
+    status = run.get("status") if run.get("status") in _STATUSES else "completed"
+    fresh = summarise(run_id, run["suite"], cases, scores, status=str(status), intervals=False,
+                      started_at=run.get("started_at"), ended_at=run.get("ended_at"))
+    old = {s.get("name"): s for s in (stored or {}).get("scorers") or [] if isinstance(s, dict)}
+    scorers = [s.model_copy(update={k: old[s.name][k] for k in ("mean_ci", "pass_rate_ci")
+                                    if old.get(s.name, {}).get(k) is not None})
+               for s in fresh.scorers]
+    return fresh.model_copy(update={"scorers": scorers})
 
 
 def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None = None,
@@ -89,7 +114,7 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
     run_id = run["run_id"]
     name, version, models = agent_info(run)
     js = judges(store, run_id)
-    summary = RunSummary.model_validate(_json(run.get("summary"))) if run.get("summary") else None
+    summary = run_summary(store, run)
     metrics = {k: float(v) for k, v in (summary.metrics() if summary else {}).items()
                if v is not None and math.isfinite(float(v))}
     judge_models = sorted({j["model"] for j in js if j.get("model")})
@@ -144,20 +169,23 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
     )
 
 
+_WIDE = {"value": "score", "passed": "passed", "outcome": "outcome", "error_kind": "error_kind"}
+
+
 def case_results_frame(store: Store, run_id: str) -> Any:
-    """Per-case results with one column per scorer value (what the Parquet artifact holds)."""
+    """Per-case results (what the Parquet artifact holds): the case's ledger ``outcome`` and
+    ``error_kind``, then per scorer ``score/<name>``, ``passed/<name>``, ``outcome/<name>`` (ok,
+    not_applicable, error) and ``error_kind/<name>``."""
     import polars as pl
 
-    cases = store.frame(
-        "SELECT case_id, repeat, status, CAST(input AS VARCHAR) AS input, CAST(expected AS VARCHAR) AS expected,"
-        " CAST(output AS VARCHAR) AS output, error, latency_ms, input_tokens, output_tokens, cost_usd, llm_calls,"
-        " trace_id, started_at, ended_at FROM case_results WHERE run_id = ? ORDER BY case_id, repeat", [run_id])
-    scores = store.frame(
-        "SELECT case_id, repeat, name, value, passed FROM scores WHERE run_id = ? ORDER BY case_id, repeat, name",
-        [run_id])
+    cases = reads.result_frame(store, run_id)
+    scores = reads.score_frame(store, run_id)
     if scores.height == 0 or cases.height == 0:
         return cases
-    wide = scores.pivot(on="name", index=["case_id", "repeat"], values=["value", "passed"], aggregate_function="first")
-    wide = wide.rename({c: c.replace("value_", "score/", 1).replace("passed_", "passed/", 1) for c in wide.columns
-                        if c not in ("case_id", "repeat")})
+    names = scores.get_column("name").unique(maintain_order=True).to_list()
+    wide = scores.select("case_id", "repeat").unique(maintain_order=True)
+    for name in names:  # one scorer at a time: column names never depend on how pivot spells them
+        part = scores.filter(pl.col("name") == name).unique(["case_id", "repeat"], keep="first", maintain_order=True)
+        wide = wide.join(part.select("case_id", "repeat", *(pl.col(c).alias(f"{w}/{name}") for c, w in _WIDE.items())),
+                         on=["case_id", "repeat"], how="left")
     return cases.join(wide, on=["case_id", "repeat"], how="left").with_columns(pl.lit(run_id).alias("run_id"))

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 
 from evalkit.batch.parquet_sink import committed_parts, merge_parts, merge_spans, span_files
-from evalkit.batch.ray_engine import ChunkJob, run_chunk, run_on_ray
-from evalkit.session import RunPlan, execute, read_frames
+from evalkit.batch.ray_engine import ChunkJob, run_chunk
+from evalkit.pipeline import RunSettings, run_suite
+from evalkit.store import reads
 from evalkit.store.db import Store, open_store
 from evalkit.suite import load_suite
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
@@ -49,22 +50,19 @@ def _suite(ws: Path, *, judge: bool) -> Path:
     return path
 
 
-def _plan(suite_file: Path) -> RunPlan:
-    s = load_suite(suite_file)
-    assert s.target is not None
-    return RunPlan(suite=s.name, cases=s.cases, target=s.target, scorers=s.scorers,
-                   concurrency=s.defaults.concurrency, total=len(s.cases), dataset_path=s.dataset_path,
-                   config={"suite_file": str(suite_file)})
-
-
 def _scores(store: Store, run_id: str) -> pl.DataFrame:
-    return read_frames(store, run_id)[1].select("case_id", "repeat", "name", "value", "passed", "error")
+    return reads.score_frame(store, run_id).select("case_id", "repeat", "name", "value", "passed", "error")
 
 
-def _tracer(store: Store) -> object:
-    from evalkit.api import _make_tracer
+class _Ticks(list[tuple[int, int, int, float]]):
+    """A progress display that keeps the Ray engine's stored totals."""
 
-    return _make_tracer(store)
+    def update(self, result: object) -> None: ...
+
+    def set_totals(self, cases: int, errors: int, tokens: int, cost_usd: float) -> None:
+        self.append((cases, errors, tokens, cost_usd))
+
+    def close(self) -> None: ...
 
 
 @pytest.mark.slow
@@ -78,18 +76,19 @@ def test_ray_engine_matches_local_engine_on_cached_responses(
     suite_file = _suite(workspace, judge=True)
     store = open_store()
     try:
-        local = execute(_plan(suite_file), store, tracer=_tracer(store), handle_signals=False)
+        local = run_suite(load_suite(suite_file), RunSettings(concurrency=4, mlflow=False), door="api", store=store,
+                          handle_signals=False)
         assert local.status == "completed" and openai_server.count == N
-        ticks: list[tuple[int, int, int, float]] = []
-        ray_run = run_on_ray(_plan(suite_file), store, suite_file=suite_file, overrides={}, num_workers=2,
-                             on_progress=lambda *t: ticks.append(t), handle_signals=False)
-        assert ray_run.status == "completed"
+        ticks = _Ticks()
+        ray_run = run_suite(load_suite(suite_file), RunSettings(concurrency=4, mlflow=False, engine="ray"), door="cli",
+                            store=store, progress=lambda plan: ticks, handle_signals=False)
+        assert ray_run.status == "completed" and ray_run.gate.passed
         assert openai_server.count == N  # every judge answer came from the cache the local run filled
 
         a, b = _scores(store, local.run_id), _scores(store, ray_run.run_id)
         assert b.height == 3 * N and a.filter(pl.col("name") == "correctness")["value"].n_unique() > 1
         assert a.equals(b)
-        cases, _ = read_frames(store, ray_run.run_id)
+        cases = reads.case_frame(store, ray_run.run_id)
         assert cases["case_id"].n_unique() == N and cases.height == N and (cases["status"] == "ok").all()
         traced = store.execute("SELECT count(DISTINCT trace_id), count(*) FROM spans WHERE run_id = ?",
                                [ray_run.run_id])[0]
@@ -108,14 +107,14 @@ def test_ray_engine_matches_local_engine_on_cached_responses(
 def test_a_retried_chunk_is_merged_once(workspace: Path) -> None:
     """Run a chunk in-process twice (a Ray retry), merge both attempts: every case, score and span once."""
     suite_file = _suite(workspace, judge=False)
-    plan = _plan(suite_file)
+    suite = load_suite(suite_file)
     store = open_store()
     shards = workspace / "shards"
     try:
-        store.create_run({"run_id": "r1", "suite": plan.suite, "status": "running"})
-        cases = list(plan.cases)
-        job = ChunkJob(run_id="r1", suite=plan.suite, suite_file=str(suite_file), suite_sha256="x",
-                       scorer_names=[s.name for s in plan.scorers], cwd=str(workspace), env={}, overrides={},
+        store.create_run({"run_id": "r1", "suite": suite.name, "status": "running"})
+        cases = list(suite.cases)
+        job = ChunkJob(run_id="r1", suite=suite.name, suite_file=str(suite_file), suite_sha256="x",
+                       scorer_names=[s.name for s in suite.scorers], cwd=str(workspace), env={}, overrides={},
                        concurrency=4, timeout_s=10, repeats=1, cache=True, tracing=True, shard_dir=str(shards),
                        chunk=0, cases=cases[:10], flush_rows=4)
         first = run_chunk(job)

@@ -129,13 +129,18 @@ def test_sigint_finishes_in_flight_cases_and_marks_the_run_interrupted(workspace
         time.sleep(0.05)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     con = duckdb.connect(str(workspace / ".evalkit" / "evalkit.duckdb"), read_only=True)
-    status, summary = con.execute("SELECT status, summary FROM runs").fetchone()
-    n, cancelled = con.execute("SELECT count(*), count(*) FILTER (WHERE status = 'cancelled') FROM case_results").fetchone()
-    assert status == "interrupted" and 0 < n < 3000 and cancelled == 0  # in-flight cases finished
-    assert json.loads(summary)["cases"] == n
+    run_id, status, summary = con.execute("SELECT run_id, status, summary FROM runs").fetchone()
+    n, cancelled, cut = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE outcome = 'cancelled'),"
+        " count(*) FILTER (WHERE error = 'cancelled: run interrupted') FROM case_results").fetchone()
+    # the ledger: every planned case is recorded; those never started are cancelled, in-flight ones finished
+    assert status == "interrupted" and n == 3000 and 0 < n - cancelled < 3000 and cut == 0
+    assert json.loads(summary)["cancelled"] == cancelled
+    assert "gate incomplete" in out and "gate passed" not in out
+    assert f"continue it with: evalkit run suite.yaml --resume {run_id}" in out
 
 
 def test_baseline_mistakes_are_caught_before_the_run(workspace: Path) -> None:

@@ -35,7 +35,8 @@ def test_exceptions_become_case_errors_and_the_run_goes_on() -> None:
     a, b = run_cases("tests.core.helpers:explode", cases)
     assert a.status == "ok" and a.scores[0].passed is True
     assert b.status == "error" and b.error == "ValueError: cannot handle boom now"
-    assert b.scores[0].value is None and b.scores[0].error == "not_scored: target failed"
+    assert b.scores[0].value is None and b.scores[0].error == "not scored: the target failed"
+    assert (b.scores[0].outcome, b.scores[0].error_kind) == ("error", "target_exception")
 
 
 def test_timeouts_for_async_and_sync_targets() -> None:

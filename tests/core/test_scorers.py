@@ -31,7 +31,8 @@ def test_exact_match_normalises() -> None:
 
 def test_missing_reference_is_not_scored_not_zero() -> None:
     s = one("exact_match", "x", Case(input="q"))
-    assert s.value is None and s.passed is None and s.error and s.error.startswith("not_scored")
+    assert s.value is None and s.passed is None and s.outcome == "not_applicable" and s.error_kind is None
+    assert s.error == "case has no expected value"
 
 
 def test_contains_fraction_and_rationale() -> None:
@@ -115,6 +116,7 @@ def test_user_scorer_decorator_sync_async_and_exceptions() -> None:
     assert w.value == pytest.approx(0.3) and w.passed is False
     err = one(broken, "x")
     assert err.value is None and err.error == "RuntimeError: boom"
+    assert err.outcome == "error" and err.error_kind == "scorer_exception"
 
 
 def test_scorer_returning_nonsense_is_an_error_not_a_pass() -> None:
@@ -122,9 +124,28 @@ def test_scorer_returning_nonsense_is_an_error_not_a_pass() -> None:
         return "yes"
 
     s = one(weird, "x")
-    assert s.value is None and s.passed is None and "expected bool, float or Score" in (s.error or "")
+    assert s.value is None and s.passed is None and s.outcome == "error" and s.error_kind == "scorer_exception"
+    assert "scorer returned str" in (s.error or "")
 
 
-def test_scorer_via_module_path() -> None:
-    s = one("tests.core.helpers:starts_with_hello", "hello there")
-    assert s.passed is True
+def test_scorer_via_module_path_is_named_by_its_function() -> None:
+    (s,) = run("tests.core.helpers:starts_with_hello", "hello there")
+    assert s.passed is True and s.name == "starts_with_hello"
+    bound = build_scorer({"tests.core.helpers:starts_with_hello": {"as": "greets"}})
+    assert bound.name == "greets" and bound.config["scorer"] == "tests.core.helpers:starts_with_hello"
+
+
+def test_module_path_errors_are_user_errors() -> None:
+    with pytest.raises(UserError, match=r"cannot import scorer module 'tests\.core\.nope'"):
+        build_scorer("tests.core.nope:fn")
+    with pytest.raises(UserError, match="has no attribute 'nope'"):
+        build_scorer("tests.core.helpers:nope")
+    with pytest.raises(UserError, match="is not callable"):
+        build_scorer("tests.core.helpers:__doc__")
+
+
+def test_unknown_argument_suggests_the_closest() -> None:
+    with pytest.raises(UserError, match=r"argument 'max_word' is not a known argument \(did you mean 'max_words'\?\)"):
+        build_scorer({"length": {"max_word": 3}})
+    with pytest.raises(UserError, match=r"did you mean 'exact_match'\?"):
+        build_scorer("exact_mtach")

@@ -74,3 +74,65 @@ def test_inline_cases_and_duplicate_scorer_names(suite_dir: Path) -> None:
     assert len(s.cases) == 2
     with pytest.raises(UserError, match="two scorers are named 'exact_match'"):
         load_suite(write(suite_dir, GOOD + "  - exact_match\n"))
+
+
+@pytest.mark.parametrize(
+    ("dataset", "content", "needle"),
+    [
+        ("dataset: cases.jsonl", "", "dataset 'cases.jsonl' has no cases"),
+        ("dataset: cases.jsonl", "\n\n", "dataset 'cases.jsonl' has no cases"),
+        ("dataset: cases.csv", "input,expected\n", "dataset 'cases.csv' has no cases"),
+        ("dataset: cases.yaml", "cases: []\n", "dataset 'cases.yaml' has no cases"),
+        ("dataset: []", None, "dataset (an inline list) has no cases"),
+    ],
+)
+def test_empty_dataset_names_the_dataset_line(suite_dir: Path, dataset: str, content: str | None, needle: str) -> None:
+    if content is not None:
+        (suite_dir / dataset.split(": ")[1]).write_text(content)
+    p = write(suite_dir, GOOD.replace("dataset: cases.jsonl", dataset))
+    with pytest.raises(UserError) as exc:
+        load_suite(p)
+    assert exc.value.format() == f"{p}:2: {needle}"
+
+
+def test_imports_run_in_order_before_scorers(suite_dir: Path) -> None:
+    (suite_dir / "suite_order_first.py").write_text("ORDER = ['first']\n")
+    (suite_dir / "suite_order_second.py").write_text(
+        "import evalkit\nfrom suite_order_first import ORDER\nORDER.append('second')\n\n"
+        "@evalkit.scorer\ndef suite_order_check(case, output):\n    return ORDER == ['first', 'second']\n")
+    text = GOOD.replace("scorers:\n", "imports:\n  - suite_order_first\n  - suite_order_second\nscorers:\n  - suite_order_check\n")
+    s = load_suite(write(suite_dir, text), build_target_now=False)
+    assert s.target is None and [x.name for x in s.scorers] == ["suite_order_check", "exact_match", "contains"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "needle"),
+    [
+        ("suite_no_such_module", "cannot import 'suite_no_such_module': ModuleNotFoundError: No module named"),
+        ("suite_raises_on_import", "cannot import 'suite_raises_on_import': RuntimeError: not configured"),
+        ("suite_bad_syntax", "cannot import 'suite_bad_syntax': SyntaxError"),
+        ("checks.py", "cannot import 'checks.py': ModuleNotFoundError: No module named 'checks' (write the module name: 'checks')"),
+        ("lib/checks.py", "imports: 'lib/checks.py' is not a module name (write the module name: 'lib.checks')"),
+        ("checks:polite", "imports: 'checks:polite' is not a module name (imports lists modules"),
+    ],
+)
+def test_bad_import_names_suite_line_and_module(suite_dir: Path, entry: str, needle: str) -> None:
+    (suite_dir / "suite_raises_on_import.py").write_text("raise RuntimeError('not configured')\n")
+    (suite_dir / "suite_bad_syntax.py").write_text("def (:\n")
+    text = GOOD.replace("scorers:\n", f"imports:\n  - json\n  - {entry}\nscorers:\n")
+    p = write(suite_dir, text)
+    with pytest.raises(UserError) as exc:
+        load_suite(p, build_target_now=False)
+    msg = exc.value.format()
+    assert msg.startswith(f"{p}:6: ") and needle in msg, msg
+    assert "\n" not in msg
+
+
+def test_target_module_is_imported_before_scorers(suite_dir: Path) -> None:
+    (suite_dir / "suite_agent_mod.py").write_text(
+        "import evalkit\n\ndef answer(q):\n    return 'echo: ' + q\n\n"
+        "@evalkit.scorer\ndef suite_agent_echoes(case, output):\n    return output.startswith('echo')\n")
+    text = GOOD.replace("tests.core.helpers:echo", "suite_agent_mod:answer").replace(
+        "  - exact_match\n", "  - suite_agent_echoes\n")
+    s = load_suite(write(suite_dir, text))
+    assert [x.name for x in s.scorers] == ["suite_agent_echoes", "contains"]

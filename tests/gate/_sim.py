@@ -86,12 +86,16 @@ def summarise(
             )
         )
     runs = scores.select("case_id", "repeat").unique().height + case_errors
+    # the one error rate: a case run errored when its target failed or any of its scores errored
+    errored = case_errors + scores.filter(pl.col("value").is_null()).select("case_id", "repeat").unique().height
     return RunSummary(
         run_id=run_id,
         suite=suite,
         cases=runs,
-        errors=case_errors,
-        error_rate=case_errors / runs if runs else 0.0,
+        errors=errored,
+        error_rate=errored / runs if runs else 0.0,
+        planned=runs,
+        completed=runs - errored,
         latency_p50_ms=120.0,
         latency_p95_ms=480.0,
         scorers=scorers,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from evalkit.store.reads import SCORE_COLUMNS
+
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,7 +56,7 @@ def test_load_scores_and_resolve_baseline(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="no completed run"):
             resolve_baseline(store, "last-on-branch:release", suite="demo")
         cur, base = load_scores(store, "run-c"), load_scores(store, "run-a")
-    assert cur.columns == ["case_id", "repeat", "name", "value", "passed", "error"]
+    assert cur.columns == list(SCORE_COLUMNS)
     assert cur.height == 4 and cur["value"].null_count() == 1
     comp = compare_runs(cur, base, n_resamples=100)
     pass_rate = comp.comparisons[-1]

@@ -102,7 +102,8 @@ def test_malformed_forever_is_judge_output_invalid(openai_server: FakeOpenAIServ
     openai_server.responder = lambda req: Reply.ok('{"score": 9, "rationale": "too high"}')
     s = score(judge_scorer("correctness", model=model))
     assert s.value is None and s.passed is None and s.error is not None
-    assert s.error.startswith("judge_output_invalid") and openai_server.count == 3
+    assert s.outcome == "error" and s.error_kind == "judge_output_invalid" and openai_server.count == 3
+    assert "after 2 re-asks" in s.error and "too high" in s.error  # readable: why, and the last answer
 
 
 def test_provider_failure_is_a_score_error_never_zero(openai_server: FakeOpenAIServer,
@@ -111,8 +112,28 @@ def test_provider_failure_is_a_score_error_never_zero(openai_server: FakeOpenAIS
     openai_server.responder = lambda req: Reply.error(500)
     s = score(judge_scorer("correctness", model=model))
     assert s.value is None and s.passed is None
-    assert s.error is not None and s.error.startswith("provider_error: server_error")
+    assert s.outcome == "error" and s.error_kind == "provider"
+    assert s.error is not None and "server_error" in s.error
     assert openai_server.count == 3
+
+
+def test_provider_timeout_is_a_timeout_error(openai_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = served(openai_server, monkeypatch)
+    monkeypatch.setenv("EVALKIT_TIMEOUT", "0.2")
+    monkeypatch.setenv("EVALKIT_MAX_ATTEMPTS", "2")
+    openai_server.responder = lambda req: Reply.hang(0.6)
+    s = score(judge_scorer("correctness", model=model))
+    assert s.value is None and s.passed is None
+    assert s.outcome == "error" and s.error_kind == "timeout" and s.error and s.error.startswith("timeout: ")
+    assert openai_server.count == 2  # retried, then recorded
+
+
+def test_failed_samples_are_one_typed_error_never_zero() -> None:
+    register_mock("mostly_bad", ["not json", "still not json", GOOD])  # 3 samples, one call each: 2 malformed
+    s = score(judge_scorer("correctness", model="mock/mostly_bad", samples=3, max_reasks=0))
+    assert s.value is None and s.passed is None  # one good sample of three is no majority: not a 5, not a 0
+    assert s.outcome == "error" and s.error_kind == "judge_output_invalid"
+    assert s.error and "2 of 3 asks failed" in s.error and s.metadata["sample_errors"] == 2
 
 
 def test_429_then_success_gives_one_score(openai_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,7 +196,8 @@ def test_guidelines_and_tool_calls_reach_the_prompt() -> None:
     with pytest.raises(UserError, match="rules"):
         judge_scorer("guideline_adherence", model="mock/cap")
     missing = score(judge_scorer("groundedness", model="mock/cap"), Case(id="x", input="q"))
-    assert missing.value is None and missing.error is not None and "context" in missing.error
+    assert missing.value is None and missing.passed is None and missing.outcome == "not_applicable"
+    assert missing.error_kind is None and missing.error is not None and "context" in missing.error
 
 
 def test_default_model_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -98,8 +98,12 @@ def test_subsets_with_lf_k_and_x_each_write_a_run_of_what_ran(project: Project) 
     stop_early = project.pytest("-x", "-k", "bad or good1")
     assert stop_early.outcomes() == {"failed": 1, "deselected": 2}, stop_early.out
     runs = _runs(project)
-    assert [(s, n) for _, s, n in runs] == [("completed", 4), ("completed", 1), ("interrupted", 1)]
+    # -k and --lf plan what they select; -x stops early: the item it never ran is cancelled, not forgotten
+    assert [(s, n) for _, s, n in runs] == [("completed", 4), ("completed", 1), ("interrupted", 2)]
     assert [c for (c,) in project.query("SELECT case_id FROM case_results WHERE run_id = ?", [runs[1][0]])] == ["bad"]
+    stopped = project.query("SELECT case_id, outcome FROM case_results WHERE run_id = ? ORDER BY 1", [runs[2][0]])
+    assert stopped == [("bad", "completed"), ("good1", "cancelled")]
+    assert "evalkit gate FAILED (incomplete)" in stop_early.out
 
 
 def test_repeats_then_a_baseline_comparison_and_an_unreachable_mlflow(project: Project) -> None:
@@ -128,7 +132,7 @@ def test_a_test_that_fails_before_evaluate_is_an_errored_case(project: Project) 
     (status, error), = project.query("SELECT status, error FROM case_results WHERE case_id = 'explodes'")
     assert (status, error) == ("error", "test failed: RuntimeError: agent exploded")
     # one errored case in four is over the suite's 5 % error budget: the gate says so
-    assert "evalkit gate FAILED (infra_error): error rate 25.0% exceeds" in res.out
+    assert "evalkit gate FAILED (infra_error): error rate 25.0% (1 of 4 case runs errored) exceeds" in res.out
 
 
 def test_an_unusable_store_fails_the_session_with_one_clear_line(project: Project) -> None:

@@ -13,8 +13,12 @@ JUDGE_SHA = "ab" * 32
 
 
 def make_run(store: Path | str, *, quality: float = 0.8, n: int = 12, agent: str = "bot", version: str = "1.0",
-             suite: str = "qa", judge: bool = True) -> str:
-    """A run of ``n`` cases whose answers are right for the first ``quality`` share; returns its id."""
+             suite: str = "qa", judge: bool = True, judge_down: bool = False, mlflow: bool = False) -> str:
+    """A run of ``n`` cases whose answers are right for the first ``quality`` share; returns its id.
+
+    ``judge_down``: every judge score is a provider error (the judge's endpoint is down). The run is
+    not logged to MLflow unless ``mlflow`` (the tests log it themselves, or sync it).
+    """
     good = round(quality * n)
     cases = [{"id": f"c{i:02d}", "input": f"question {i}", "expected": f"answer {i}"} for i in range(n)]
 
@@ -24,12 +28,15 @@ def make_run(store: Path | str, *, quality: float = 0.8, n: int = 12, agent: str
 
     target = from_callable(answer)
     target.name, target.version = agent, version
+    meta = {"judge": "helpful@2", "prompt_sha256": JUDGE_SHA, "model": "mock/judge"}
 
     def helpful(case: Case, output: Any) -> Score:
+        if judge_down:
+            return Score.failure("helpful", "provider", "provider_error: HTTP 503 from mock/judge", metadata=meta)
         ok = output == case.expected
-        return Score(name="helpful", value=4.0 if ok else 2.0, passed=ok, rationale="judged",
-                     metadata={"judge": "helpful@2", "prompt_sha256": JUDGE_SHA, "model": "mock/judge"})
+        return Score(name="helpful", value=4.0 if ok else 2.0, passed=ok, rationale="judged", metadata=meta)
 
     scorers: list[Any] = ["exact_match"] + ([helpful] if judge else [])
-    res = evaluate(cases, target=target, scorers=scorers, suite_name=suite, store=store, tracing=False)
+    res = evaluate(cases, target=target, scorers=scorers, suite_name=suite, store=store, tracing=False, mlflow=mlflow,
+                   max_error_rate=1.0 if judge_down else None)
     return res.run_id
