@@ -90,7 +90,7 @@ class ChunkReport:
     cases: int
     errors: int
     parts: int
-    spans: int | None  # None: tracing unavailable in the worker
+    spans: int | None  # None: the chunk ran without tracing
     status: str
     seconds: float
     pid: int
@@ -131,10 +131,8 @@ def _rebuild(job: ChunkJob) -> tuple[Any, list[Any]]:
 def _worker_tracer(job: ChunkJob) -> tuple[Any, ShardSpanStore | None]:
     if not job.tracing:
         return None, None
-    try:
-        from evalkit.tracing.setup import tracer_for_store
-    except ImportError:
-        return None, None
+    from evalkit.tracing.setup import tracer_for_store
+
     spans = ShardSpanStore(Path(job.shard_dir), job.chunk)
     return tracer_for_store(spans), spans  # type: ignore[arg-type]  # the span sink only calls insert_arrow
 

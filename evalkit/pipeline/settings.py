@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from evalkit.errors import UserError
+from evalkit.suite import RunDefaults
 
 # settings that define what a run is: a resumed run keeps them, and a conflicting flag is bad input
 PLAN_KEYS = ("repeats", "limit", "shard", "thresholds", "lower_bound", "max_error_rate", "timeout_s")
 # settings a suite's ``defaults:`` may fix
-SUITE_KEYS = ("concurrency", "timeout_s", "repeats", "max_error_rate")
+SUITE_KEYS = tuple(RunDefaults.model_fields)
 # environment variables: name, and whether a true value means the setting is off
 ENV: dict[str, tuple[str, bool]] = {
     "concurrency": ("EVALKIT_CONCURRENCY", False),
@@ -34,14 +35,9 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 
 
-class RunSettings(BaseModel):
-    """How one run is planned, executed, gated and reported."""
+class RunSettings(RunDefaults):
+    """How one run is planned, executed, gated and reported (the suite's ``defaults:`` are its first fields)."""
 
-    model_config = ConfigDict(extra="forbid")
-    concurrency: int = Field(default=16, ge=1, le=10_000)
-    timeout_s: float = Field(default=60.0, gt=0)
-    repeats: int = Field(default=1, ge=1, le=1000)
-    max_error_rate: float = Field(default=0.05, ge=0, le=1)
     limit: int | None = Field(default=None, ge=1)
     shard: str | None = None
     thresholds: list[str] = Field(default_factory=list)  # beyond the suite's own

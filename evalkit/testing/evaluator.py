@@ -164,8 +164,11 @@ class Evaluator:
             tgt = suite.target
         else:
             raise TypeError("evaluate(case): no target to call; pass the output, or target=, or use a suite file")
+        from evalkit.pipeline.settings import resolve_settings
+
+        settings, _ = resolve_settings({}, suite.defaults.model_dump() if suite else None)  # as `evalkit run` would
         opts = RunOptions(run_id=self.recorder.run_id, suite=self.source.name if self.source else "pytest",
-                          timeout_s=suite.defaults.timeout_s if suite else 60.0)
+                          timeout_s=settings.timeout_s, cache=settings.cache)
         tracer = self.recorder.tracer
         if self._span is not None and case is self.case:
             tracer = _BodyTracer(tracer, self.body, given=output is not _MISSING)

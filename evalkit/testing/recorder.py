@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import importlib.util
 import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -22,10 +21,6 @@ if TYPE_CHECKING:
     from evalkit.testing.cases import CaseSource
 
 T = TypeVar("T")
-
-
-def tracing_available() -> bool:
-    return importlib.util.find_spec("evalkit.tracing.setup") is not None
 
 
 class Recorder:
@@ -71,7 +66,7 @@ class Recorder:
         """The span tracer writing to this process's store, or None (tracing off or not installed)."""
         if not self._tracer_ready:
             self._tracer_ready = True
-            if self.tracing and tracing_available():
+            if self.tracing:
                 from evalkit.errors import StoreError
                 from evalkit.tracing.setup import tracer_for_store
 

@@ -109,10 +109,8 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    try:
-        from evalkit.llm import events
-    except ImportError:  # the facade is optional
-        return
+    from evalkit.llm import events
+
     if on_call not in events.LISTENERS:
         events.LISTENERS.append(on_call)
     _installed = True

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import evalkit
 from evalkit.cli import tracing_cmds
+from evalkit.cli.show import show
 from evalkit.errors import UserError
 from evalkit.schema import Case, ToolCall
 from tests.tracing.agent_fixture import agent
@@ -26,8 +27,21 @@ def app() -> typer.Typer:
 def run_id() -> str:
     cases = [Case(id="vpn", input="vpn down", expected="reconnect", expected_tool_calls=[ToolCall(name="lookup")]),
              Case(id="boom", input="boom now", expected="x", expected_tool_calls=[ToolCall(name="lookup")])]
-    res = evalkit.evaluate(cases, target=agent, cache=False,
+    res = evalkit.evaluate(cases, target=agent, cache=False, mlflow=False,
                            scorers=["no_error_spans", {"correctness": {"model": "mock/judge-fail"}}])
+    return res.run_id
+
+
+def _outcome_run() -> str:
+    """``ref`` fails exact_match and its ``picky`` score errors; ``noref`` has no reference: exact_match n/a."""
+    def picky(case: Case, output: object) -> bool:
+        if case.id == "ref":
+            raise ValueError("picky scorer bug")
+        return True
+
+    cases = [Case(id="ref", input="vpn down", expected="nope"), Case(id="noref", input="printer jam")]
+    res = evalkit.evaluate(cases, target=agent, cache=False, mlflow=False, max_error_rate=1.0,
+                           scorers=["exact_match", picky])
     return res.run_id
 
 
@@ -74,3 +88,40 @@ def test_sql_table_json_csv_and_read_only(app: typer.Typer, run_id: str) -> None
     assert table.exit_code == 0 and "1 row" in table.output
     write = CliRunner().invoke(app, ["sql", "DELETE FROM spans"])
     assert isinstance(write.exception, UserError) and "read-only" in str(write.exception)
+
+
+def test_traces_failed_follows_outcomes_and_not_applicable_is_no_failure(app: typer.Typer) -> None:
+    run = _outcome_run()
+    out = CliRunner().invoke(app, ["traces", run, "--failed", "--json"])
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.output)["cases"]  # noref's exact_match did not apply: not a failure
+    assert row["case_id"] == "ref" and row["failed"] and row["outcome"] == "errored"
+    assert row["error_kind"] == "scorer_exception" and row["failed_scores"] == "exact_match, picky"
+    every = {r["case_id"]: r for r in json.loads(CliRunner().invoke(app, ["traces", run, "--json"]).output)["cases"]}
+    assert every["noref"]["outcome"] == "completed" and not every["noref"]["failed"]
+    assert every["noref"]["failed_scores"] is None
+    table = CliRunner().invoke(app, ["traces", run], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "error (scorer_exception)" in table.output
+
+
+def test_show_json_carries_outcomes_and_error_kinds() -> None:
+    run = _outcome_run()
+    a = typer.Typer()
+    a.command("show")(show)
+    a.command("noop")(lambda: None)  # two commands: `show` stays a subcommand
+    out = CliRunner().invoke(a, ["show", run, "--json"])
+    assert out.exit_code == 0, out.output
+    cases = {c["case_id"]: c for c in json.loads(out.output)["cases"]}
+    assert list(cases) == ["ref", "noref"]  # failures first
+    ref, noref = cases["ref"], cases["noref"]
+    assert (ref["outcome"], ref["failed"], noref["outcome"], noref["failed"]) == ("errored", True, "completed", False)
+    scores = {(c, s["name"]): s for c, case in cases.items() for s in case["scores"]}
+    assert (scores["ref", "picky"]["outcome"], scores["ref", "picky"]["error_kind"]) == ("error", "scorer_exception")
+    assert (scores["ref", "exact_match"]["outcome"], scores["ref", "exact_match"]["passed"]) == ("ok", False)
+    na = scores["noref", "exact_match"]
+    assert (na["outcome"], na["error_kind"], na["value"], na["passed"]) == ("not_applicable", None, None, None)
+    failed = json.loads(CliRunner().invoke(a, ["show", run, "--failed", "--json"]).output)["cases"]
+    assert [c["case_id"] for c in failed] == ["ref"]
+    table = CliRunner().invoke(a, ["show", run], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "n/a" in table.output and "error (scorer_exception)" in table.output and "picky scorer bug" in table.output
