@@ -16,10 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, get_args
 
 from evalkit.context import CaseContext, case_scope
-from evalkit.errors import describe_exception
+from evalkit.errors import UserError, describe_exception
 from evalkit.schema import Case, CaseResult, ErrorKind, Score
 from evalkit.scorers.registry import BoundScorer, RunInfo
 from evalkit.targets.base import Target
@@ -80,6 +80,16 @@ class RunOutcome:
     completed: int = 0  # results sunk, whatever their outcome
     cancelled: int = 0
     failures: list[str] = field(default_factory=list)  # faults of the engine or the sink, in order
+    store_error: str | None = None  # the results could not be written: the run stopped there
+
+
+_KINDS = frozenset(get_args(ErrorKind))
+
+
+def _kind_of(exc: BaseException) -> ErrorKind:
+    """A target's failure kind: what the exception says it is (a provider fault), else target_exception."""
+    kind = getattr(exc, "error_kind", None)
+    return kind if kind in _KINDS else "target_exception"  # type: ignore[return-value]
 
 
 class _Escaped(Exception):
@@ -189,7 +199,8 @@ class Runner:
         except BaseException as exc:
             self._sink_broken = True
             self._stopping = True
-            self.outcome.failures.append(f"results could not be stored: {describe_exception(exc)}")
+            self.outcome.store_error = str(exc) if isinstance(exc, UserError) else describe_exception(exc)
+            self.outcome.failures.append(f"results could not be stored: {self.outcome.store_error}")
             return False
         self.outcome.completed += 1
         return True
@@ -219,7 +230,7 @@ class Runner:
                     raise
                 except Exception as exc:
                     cause = exc.exc if isinstance(exc, _Escaped) else exc
-                    status, kind, error = "error", "target_exception", describe_exception(cause)
+                    status, kind, error = "error", _kind_of(cause), describe_exception(cause)
                 latency = (time.perf_counter() - t0) * 1000 if latency_ms is None else latency_ms
                 if error is None:
                     info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,

@@ -80,8 +80,8 @@ def run(
 
         if not quiet:
             what = "continuing run" if plan.mode != "new" else "run"
-            console(stderr=True).print(f"{what} [bold]{plan.run_id}[/bold] · {plan.planned} case run(s) planned · "
-                                       f"watch it with: evalkit status {plan.run_id}")
+            console().print(f"{what} [bold]{plan.run_id}[/bold] · {plan.planned} case run(s) planned · "
+                            f"watch it with: evalkit status {plan.run_id}")
         return Progress(plan.planned, s.name, Path(store) if store else default_store_path(), plan.run_id,
                         done=len(plan.skip))
 

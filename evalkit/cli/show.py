@@ -36,7 +36,7 @@ def outcome_cell(c: dict[str, Any]) -> str:
         kind = c.get("error_kind") or next((s.get("error_kind") for s in c["scores"] if s.get("outcome") == "error"),
                                            None)
         return f"[yellow]errored ({kind or 'unknown'})[/yellow]"
-    return "[red]failed[/red]" if c["failed"] else "[green]completed[/green]"
+    return "[red]failed[/red]" if c["failed"] else "completed"
 
 
 def why(c: dict[str, Any]) -> str:
@@ -69,9 +69,11 @@ def show(
         print_json({"run": run, "cases": cases})
         return
     names = sorted({s["name"] for c in cases for s in c["scores"]})
+    ledger = any(c["outcome"] != "completed" for c in cases)  # the column only when a case errored or was cancelled
     t = Table(title=escape(f"run {run['run_id']} · {run['suite']} · {run['status']}"), title_justify="left")
     t.add_column("case")
-    t.add_column("outcome")
+    if ledger:
+        t.add_column("outcome")
     for n in names:
         t.add_column(escape(n), justify="right")
     t.add_column("ms", justify="right")
@@ -79,6 +81,7 @@ def show(
     for c in cases:
         by = {s["name"]: s for s in c["scores"]}
         label = c["case_id"] + (f" #{c['repeat']}" if c["repeat"] else "")
-        t.add_row(escape(label), outcome_cell(c), *(score_cell(by.get(n)) for n in names), fmt(c["latency_ms"], 1),
+        outcome = [outcome_cell(c)] if ledger else []
+        t.add_row(escape(label), *outcome, *(score_cell(by.get(n)) for n in names), fmt(c["latency_ms"], 1),
                   escape(why(c)[:120]))
     console().print(t)

@@ -61,6 +61,11 @@ class ModelError(Exception):
     def retriable(self) -> bool:
         return self.kind in RETRIABLE
 
+    @property
+    def error_kind(self) -> str:
+        """The ledger's error kind for a case or score this failure leaves without a value."""
+        return "timeout" if self.kind == "timeout" else "provider"
+
 
 @dataclass
 class CallRecord:

@@ -71,7 +71,7 @@ def run_local(plan: Plan, store: Store, *, tracer: Tracer | None = None,
         try:
             writer.close()
         except BaseException as exc:
-            outcome = RunOutcome(status="failed", failures=[f"results could not be stored: {exc}"])
+            outcome = RunOutcome(status="failed", failures=[f"results could not be stored: {exc}"], store_error=str(exc))
         flush = getattr(tracer, "flush", None)
         if flush is not None:
             flush()

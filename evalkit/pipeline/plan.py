@@ -107,9 +107,7 @@ def _continued_run(suite: Suite, settings: RunSettings, store: Store | None) -> 
         spec = found
     run = store.get_run(spec)
     check_same_suite(run, suite)
-    if settings.resume and run["status"] == "completed":
-        raise UserError(f"run {run['run_id']} is completed: nothing to resume (use --retry-errors to redo its errors)")
-    return run
+    return run  # a completed run resumes to itself: nothing is run again, the verdict is the same
 
 
 def _inherit(settings: RunSettings, explicit: frozenset[str], run: dict[str, Any]) -> RunSettings:

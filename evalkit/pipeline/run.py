@@ -7,11 +7,12 @@ same ledger, gate and tracking.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from evalkit.errors import UserError
+from evalkit.errors import StoreError, UserError
 from evalkit.pipeline.conclude import conclude
 from evalkit.pipeline.engine import run_local
 from evalkit.pipeline.finalise import cancel_unstarted, finalise
@@ -75,7 +76,16 @@ def run_suite(
 
 
 def close_run(store: Store, plan: Plan, outcome: RunOutcome) -> FinishedRun:
-    """The ledger closes (unstarted work cancelled), then finalise and conclude."""
+    """The ledger closes (unstarted work cancelled), then finalise and conclude.
+
+    When the store itself failed, the run is marked failed as far as the store still allows and
+    the failure is raised as one clear :class:`StoreError` (exit 3) with how to continue.
+    """
+    if outcome.store_error is not None:
+        with contextlib.suppress(Exception):
+            finalise(store, plan.run_id, plan.suite.name, planned=plan.planned, engine=outcome)
+        raise StoreError(f"{outcome.store_error}; the cases finished before it are stored: free the space, "
+                         f"then continue with: {plan.resume_command()}")
     notes = _abandoned_calls()
     if outcome.status == "interrupted":
         cancel_unstarted(store, plan.run_id, plan.keys(), [s.name for s in plan.suite.scorers],

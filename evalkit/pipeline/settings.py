@@ -20,19 +20,20 @@ from evalkit.suite import RunDefaults
 PLAN_KEYS = ("repeats", "limit", "shard", "thresholds", "lower_bound", "max_error_rate", "timeout_s")
 # settings a suite's ``defaults:`` may fix
 SUITE_KEYS = tuple(RunDefaults.model_fields)
-# environment variables: name, and whether a true value means the setting is off
-ENV: dict[str, tuple[str, bool]] = {
-    "concurrency": ("EVALKIT_CONCURRENCY", False),
-    "timeout_s": ("EVALKIT_TIMEOUT", False),
-    "repeats": ("EVALKIT_REPEAT", False),
-    "max_error_rate": ("EVALKIT_MAX_ERROR_RATE", False),
-    "mlflow": ("EVALKIT_NO_MLFLOW", True),
-    "tracing": ("EVALKIT_NO_TRACE", True),
-    "cache": ("EVALKIT_NO_CACHE", True),
-    "team": ("EVALKIT_TEAM", False),
+# environment variables: name, and how a switch reads ("off": a true value turns the setting off)
+ENV: dict[str, tuple[str, str]] = {
+    "concurrency": ("EVALKIT_CONCURRENCY", "value"),
+    "timeout_s": ("EVALKIT_CASE_TIMEOUT", "value"),  # EVALKIT_TIMEOUT is one model call's
+    "repeats": ("EVALKIT_REPEAT", "value"),
+    "max_error_rate": ("EVALKIT_MAX_ERROR_RATE", "value"),
+    "mlflow": ("EVALKIT_NO_MLFLOW", "off"),
+    "tracing": ("EVALKIT_NO_TRACE", "off"),
+    "cache": ("EVALKIT_NO_CACHE", "off"),
+    "capture_content": ("EVALKIT_TRACE_CONTENT", "on"),
+    "team": ("EVALKIT_TEAM", "value"),
 }
 _TRUE = ("1", "true", "yes", "on")
-_FALSE = ("", "0", "false", "no", "off")
+_FALSE = ("0", "false", "no", "off")
 
 
 class RunSettings(RunDefaults):
@@ -67,15 +68,15 @@ class RunSettings(RunDefaults):
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, (var, negated) in ENV.items():
+    for key, (var, how) in ENV.items():
         raw = env.get(var)
         if raw is None:
             continue
-        if negated:
+        if how != "value":
             low = raw.strip().lower()
             if low not in _TRUE + _FALSE:
                 raise UserError(f"environment variable {var}={raw!r}: expected 1/0, true/false, yes/no")
-            out[key] = low not in _TRUE
+            out[key] = (low in _TRUE) == (how == "on")
         elif raw.strip():
             out[key] = raw.strip()
     return out
@@ -103,7 +104,7 @@ def resolve_settings(
         err = exc.errors()[0]
         key = str(err["loc"][0]) if err["loc"] else "?"
         source = next((name for name, layer in reversed(layers) if key in layer), "the arguments")
-        var = ENV.get(key, ("", False))[0]
+        var = ENV.get(key, ("", ""))[0]
         where = f"{var} in the environment" if source == "the environment" and var else f"'{key}' in {source}"
         msg = "is not a known setting" if err["type"] == "extra_forbidden" else err["msg"].lower()
         raise UserError(f"{where}: {msg}") from None

@@ -140,7 +140,7 @@ def scorer(fn: Callable[..., Any] | str | None = None, *, name: str | None = Non
         def factory() -> ScoreFn:
             return adapted
 
-        _mark(factory, __evalkit_factory__=True, __evalkit_scorer_name__=reg, __wrapped_scorer__=f)
+        _mark(factory, __evalkit_factory__=True, __evalkit_scorer_name__=reg)
         _REGISTRY[reg] = factory
         _mark(f, __evalkit_scorer_name__=reg)
         return f

@@ -97,8 +97,7 @@ _SCORE_KEYS = ("name", "value", "passed", "rationale", "error", "outcome", "erro
 
 # -- per-case detail -------------------------------------------------------------------------------
 
-DETAIL_COLUMNS = ("input", "expected", "output", "tool_calls")
-_JSON_COLUMNS = DETAIL_COLUMNS
+DETAIL_COLUMNS = ("input", "expected", "output", "tool_calls")  # stored as JSON
 
 
 def _where(run_id: str, case_ids: list[str] | None, repeat: int | None) -> tuple[str, list[Any]]:
@@ -122,7 +121,7 @@ def case_rows(store: Store, run_id: str, *, case_ids: list[str] | None = None, r
     rows = store.query(f"SELECT {', '.join(cols)} FROM case_results WHERE {cond} ORDER BY case_id, repeat", params)
     if details:
         for r in rows:
-            for k in _JSON_COLUMNS:
+            for k in DETAIL_COLUMNS:
                 if isinstance(r[k], str):
                     r[k] = json.loads(r[k])
     return rows
@@ -179,8 +178,8 @@ def judges(store: Store, run_id: str) -> list[JudgeUse]:
         "SELECT DISTINCT name, json_extract_string(metadata, '$.judge') AS judge,"
         " json_extract_string(metadata, '$.model'), json_extract_string(metadata, '$.prompt_sha256')"
         " FROM scores WHERE run_id = ? AND metadata IS NOT NULL AND coalesce(judge, '') <> ''", [run_id])
-    return sorted((JudgeUse(r[0], r[1], r[2], r[3]) for r in rows), key=lambda j: tuple(str(v) for v in (
-        j.scorer, j.judge, j.model, j.prompt_sha256)))
+    uses = [JudgeUse(r[0], r[1], r[2], r[3]) for r in rows]
+    return sorted(uses, key=lambda j: (j.scorer, j.judge, j.model or "", j.prompt_sha256 or ""))
 
 
 RUN_TRACE_IDS = "SELECT trace_id FROM case_results WHERE run_id = ? AND trace_id IS NOT NULL"

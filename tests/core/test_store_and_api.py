@@ -20,7 +20,8 @@ def agent(q: str) -> str:
 def test_evaluate_returns_summary_and_frames(workspace: Path) -> None:
     cases = [{"id": f"g{i}", "input": "good", "expected": "yes"} for i in range(3)] + [
         {"id": "b1", "input": "bad", "expected": "yes"}]
-    res = evalkit.evaluate(cases, target=agent, scorers=["exact_match", {"length": {"max_chars": 2}}], tracing=False)
+    res = evalkit.evaluate(cases, target=agent, scorers=["exact_match", {"length": {"max_chars": 2}}], tracing=False,
+                           mlflow=False)
     m = res.metrics
     assert m["cases"] == 4 and m["exact_match/pass_rate"] == 0.75 and m["length/pass_rate"] == 0.25
     assert set(res.scores["name"].unique()) == {"exact_match", "length"}
@@ -43,7 +44,7 @@ def test_migrations_are_recorded_once(tmp_path: Path) -> None:
 
 def test_large_batches_use_the_bulk_path(workspace: Path) -> None:
     res = evalkit.evaluate([{"input": f"good {i}", "expected": "yes"} for i in range(3000)], target=agent,
-                           scorers=["exact_match"], tracing=False, concurrency=64)
+                           scorers=["exact_match"], tracing=False, concurrency=64, mlflow=False)
     assert res.summary.cases == 3000 and res.metrics["exact_match/pass_rate"] == 1.0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from evalkit.aggregate import summarise
 from evalkit.ci_outputs import (
     render_junit,
     render_markdown,
@@ -17,7 +19,6 @@ from evalkit.ci_outputs import (
     write_junit,
     write_markdown,
 )
-from evalkit.aggregate import summarise
 from evalkit.gate import GateResult, evaluate_gate, parse_thresholds
 from evalkit.schema import CaseResult, RunSummary, Score
 from evalkit.store import reads
@@ -160,7 +161,7 @@ def test_junit_one_testcase_per_case_and_scorer() -> None:
 
 def test_junit_reads_the_stored_outcomes_the_same_from_every_case_shape() -> None:
     results = _results()
-    summary, gate, scores = _summary_and_gate(results)
+    summary, _, scores = _summary_and_gate(results)
     stored = reads.cases_with_scores(_stored(results), "run-1")
 
     def outcomes(cases: object) -> dict[tuple[str | None, str | None], tuple[str, str | None]]:
@@ -291,3 +292,28 @@ def test_github_step_summary_appends_only_when_set(tmp_path: Path, monkeypatch: 
     assert write_github_summary("## hi") == target
     assert write_github_summary("## again\n", env={"GITHUB_STEP_SUMMARY": str(target)}) == target
     assert target.read_text() == "earlier step\n## hi\n\n## again\n\n"
+
+
+def test_terminal_summary_shows_not_applicable_the_ledger_and_an_incomplete_gate() -> None:
+    from rich.console import Console
+
+    from evalkit.cli.summary_view import gate_lines, summary_table
+
+    results = _results()
+    summary, gate, scores = _summary_and_gate(results)
+    short = summary.model_copy(update={"planned": 7, "missing": 2})
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(summary_table(short))
+    text = console.export_text()
+
+    def cells(first: str) -> list[str]:
+        line = next(line for line in text.splitlines() if line.strip("│┃ ").startswith(first))
+        return [c.strip() for c in line.strip("│┃").replace("┃", "│").split("│")]
+
+    assert cells("scorer")[-3:] == ["scored", "n/a", "errors"]
+    assert cells("judge")[-3:] == ["2", "1", "1"]
+    assert "planned 7 · completed 3 · errored 2 · cancelled 0 · missing 2" in text
+    incomplete = evaluate_gate(short, scores, [], max_error_rate=0.5, n_resamples=50)
+    assert gate_lines(incomplete)[-1].startswith("[bold red]gate incomplete[/bold red]")
+    assert gate_lines(gate)[-1].startswith("[bold red]gate failed")
+    assert gate_lines(gate.model_copy(update={"status": "paused", "passed": False}))[-1].startswith("[bold red]")

@@ -10,7 +10,7 @@ from evalkit.pipeline.settings import PLAN_KEYS, RunSettings, resolve_settings
 
 def test_each_layer_beats_the_one_below() -> None:
     suite = {"concurrency": 4, "repeats": 2, "timeout_s": 5.0}
-    env = {"EVALKIT_CONCURRENCY": "8", "EVALKIT_NO_MLFLOW": "yes", "EVALKIT_TIMEOUT": "7.5"}
+    env = {"EVALKIT_CONCURRENCY": "8", "EVALKIT_NO_MLFLOW": "yes", "EVALKIT_CASE_TIMEOUT": "7.5"}
     settings, explicit = resolve_settings({"repeats": 3, "limit": None}, suite, env)
     assert (settings.repeats, settings.concurrency, settings.timeout_s) == (3, 8, 7.5)
     assert settings.mlflow is False and settings.max_error_rate == RunSettings().max_error_rate

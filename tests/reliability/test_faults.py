@@ -98,7 +98,7 @@ def test_faults_are_retried_then_recorded_never_lost(workspace: Path, monkeypatc
         cases = [{"id": f"c{i:04d}", "input": f"[c{i:04d}] The VPN drops every hour, what should I do?",
                   "expected": "restart the router"} for i in range(N_CASES)]
         target = {"model": "openai/gpt-4o-mini", "prompt": "{input}", "api_base": server.url + "/v1"}
-        res = evalkit.evaluate(cases, target=target, scorers=["correctness", {"contains": {"values": ["router"]}}],
+        res = evalkit.evaluate(cases, target=target, scorers=["correctness", {"contains": {"values": ["router"]}}], mlflow=False,
                                concurrency=64, tracing=True)
     finally:
         server.stop()
@@ -112,19 +112,25 @@ def test_faults_are_retried_then_recorded_never_lost(workspace: Path, monkeypatc
                                 " count(*) FILTER (WHERE value IS NULL AND error IS NULL) FROM scores WHERE run_id = ?",
                                 [res.run_id])[0]
         judge_errors = dict(st.execute(
-            "SELECT split_part(error, ':', 1), count(*) FROM scores WHERE run_id = ? AND name = 'correctness'"
-            " AND error IS NOT NULL GROUP BY 1", [res.run_id]))
+            "SELECT error_kind, count(*) FROM scores WHERE run_id = ? AND name = 'correctness'"
+            " AND outcome = 'error' GROUP BY 1", [res.run_id]))
+        agent_kinds = dict(st.execute(
+            "SELECT error_kind, count(*) FROM case_results WHERE run_id = ? AND status = 'error' GROUP BY 1",
+            [res.run_id]))
         spans_with_canary = st.execute("SELECT count(*) FROM spans WHERE attributes::VARCHAR LIKE ?", [f"%{CANARY}%"])[0][0]
     figures.update({"cases run": rows[0], "faults injected": plan.injected,
-                    "errors recorded": s.errors + by_name["correctness"].errors - len(agent_dead),
+                    "errors recorded": s.errors,
                     "lost": N_CASES - rows[1], "duplicated": rows[0] - rows[1], "leaked secrets": spans_with_canary})
     assert rows == (N_CASES, N_CASES)  # every case exactly once
     assert score_rows[0] == score_rows[1] == 2 * N_CASES and score_rows[2] == 0  # value or explicit error
-    assert s.errors == len(agent_dead) and len(agent_dead) > 0
+    # the one error count: a case run errored when its agent or its judge failed for good
+    assert s.errors == len(agent_dead) + len(judge_dead) and len(agent_dead) > 0 and len(judge_dead) > 0
+    # the model target's faults are typed (provider, or a model-call timeout), never a bare exception
+    assert sum(agent_kinds.values()) == len(agent_dead) and set(agent_kinds) <= {"provider", "timeout"}
     assert by_name["correctness"].errors == len(agent_dead) + len(judge_dead)
     assert by_name["correctness"].scored == N_CASES - len(agent_dead) - len(judge_dead)
-    assert judge_errors.get("not_scored", 0) == len(agent_dead)
-    assert judge_errors.get("provider_error", 0) + judge_errors.get("judge_output_invalid", 0) == len(judge_dead)
+    assert sum(judge_errors.values()) == len(agent_dead) + len(judge_dead)  # a dead agent's judge: the agent's kind
+    assert set(judge_errors) <= {"provider", "timeout", "judge_output_invalid"}
     assert by_name["correctness"].mean == 4.0  # errors were never scored as 0
     assert plan.injected > 0.15 * 2 * N_CASES
     assert spans_with_canary == 0
@@ -139,6 +145,6 @@ def test_faults_are_retried_then_recorded_never_lost(workspace: Path, monkeypatc
     with Store(res.store_path) as st:  # type: ignore[arg-type]
         mlflow_id = log_run(st, res.run_id)
     metrics = client(resolve_tracking_uri(res.store_path)).get_run(mlflow_id).data.metrics
-    assert metrics["errors/rate"] == pytest.approx(len(agent_dead) / N_CASES)
+    assert metrics["errors/rate"] == pytest.approx((len(agent_dead) + len(judge_dead)) / N_CASES)
     assert metrics["correctness/errors"] == len(agent_dead) + len(judge_dead)
     figures["errors in MLflow"] = int(metrics["correctness/errors"])

@@ -29,8 +29,10 @@ def _summary(run_id: str, n: int, failed: int) -> dict[str, Any]:
 
 
 def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hostile: bool = True,
-             spans: bool = True) -> dict[str, Any]:
-    """A run of ``n`` cases; every ``fail_every``-th fails the judge; case 0 carries the hostile input."""
+             spans: bool = True, not_applicable: bool = False) -> dict[str, Any]:
+    """A run of ``n`` cases; every ``fail_every``-th fails the judge; case 0 carries the hostile input; the
+    last case's judge errored. ``not_applicable``: ``exact`` does not apply to case 3 (no reference), and
+    the summary carries the run's ledger."""
     store.create_run({
         "run_id": run_id, "suite": "report-demo", "status": "completed", "started_at": T0,
         "ended_at": T0 + timedelta(seconds=30), "target": "support-bot", "dataset_path": "datasets/demo/cases.jsonl",
@@ -57,6 +59,8 @@ def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hos
         if i == n - 1:
             scores[0] = Score(name="correctness", value=None, error="judge_output_invalid: not JSON",
                               metadata={"judge": "correctness@1.0", "model": "mock/judge"})
+        if not_applicable and i == 3:
+            scores[1] = Score.not_applicable("exact", "the case has no reference answer")
         start = T0 + timedelta(seconds=i)
         results.append(CaseResult(
             run_id=run_id, case_id=cid, status="ok", output=f"Output for {cid}: restart the VPN client." + (
@@ -77,7 +81,11 @@ def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hos
                         "interval": [0.4, 0.85], "observed": 0.667, "passed": False,
                         "message": "correctness/pass_rate 0.667 < 0.8"}],
             "regressions": []}
-    store.update_run(run_id, summary=_summary(run_id, n, failed), gate=gate)
+    summary = _summary(run_id, n, failed)
+    if not_applicable:
+        summary.update(planned=n + 1, completed=n - 1, cancelled=0, missing=1)
+        summary["scorers"][1].update(scored=n - 1, not_applicable=1)
+    store.update_run(run_id, summary=summary, gate=gate)
     return {"failed": failed}
 
 

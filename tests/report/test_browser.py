@@ -130,3 +130,26 @@ def test_large_gzipped_report_and_compare_open(browser: Browser, workspace: Path
     assert "A (baseline)" in first and "B (candidate)" in first and "pass → fail" in first
     _shot(browser, tmp_path, "report-diff.png")
     _assert_offline_and_clean(browser, diff)
+
+
+def test_not_applicable_errors_and_the_ledger_are_shown_apart(browser: Browser, workspace: Path) -> None:
+    st = open_store()
+    make_run(st, "typed", n=6, not_applicable=True, hostile=False)
+    path = write_report(st, "typed", workspace / "typed.html")
+    _open(browser, path)
+    cards = browser.js("return Object.fromEntries([...document.querySelectorAll('#metrics .card')]"
+                       ".map(c => [c.querySelector('.k').textContent, c.querySelector('.v').textContent]))")
+    assert {k: cards[k] for k in ("planned", "completed", "cancelled", "missing")} == {
+        "planned": "7", "completed": "5", "cancelled": "0", "missing": "1"}
+    cells = browser.js("return Object.fromEntries([...document.querySelectorAll('#case-rows tr')].map(r =>"
+                       " [r.dataset.case, [...r.children].map(c => c.textContent)]))")
+    assert cells["case-003"][1] == "completed" and cells["case-003"][3] == "n/a"  # columns: case, outcome, correctness, exact
+    assert cells["case-005"][1] == "errored (judge_output_invalid)" and cells["case-005"][2] == "error (judge_output_invalid)"
+    browser.click("#f-failed")
+    rows = browser.js("return [...document.querySelectorAll('#case-rows tr')].map(r => r.dataset.case)")
+    assert "case-003" not in rows and "case-005" in rows  # n/a is not a failure, an error is
+    browser.click("#f-failed")
+    browser.click('#case-rows tr[data-case="case-003"]')
+    browser.wait("return document.getElementById('detail').classList.contains('open')")
+    assert "not applicable: the case has no reference answer" in browser.text("#score-table")
+    _assert_offline_and_clean(browser, path)

@@ -170,7 +170,7 @@ def test_demo_run_with_real_tracing(workspace: Path) -> None:
     """The demo suite end to end: whatever the tracer records shows up in the case's waterfall."""
     import evalkit
 
-    res = evalkit.evaluate(REPO / "datasets" / "demo" / "suite.yaml", store=workspace / "demo.duckdb")
+    res = evalkit.evaluate(REPO / "datasets" / "demo" / "suite.yaml", store=workspace / "demo.duckdb", mlflow=False)
     with open_store(workspace / "demo.duckdb", read_only=True) as st:
         d = run_payload(st, res.run_id)
         spans = st.execute("SELECT count(*) FROM spans")[0][0]
@@ -183,3 +183,29 @@ def test_demo_run_with_real_tracing(workspace: Path) -> None:
     assert trace is not None and trace["spans"][0][0] == 0
     tools = {d["strings"][s[7]] for s in trace["spans"] if s[7] is not None}
     assert "search_kb" in tools
+
+
+def test_payload_keeps_not_applicable_apart_from_errors_and_carries_the_ledger(workspace: Path) -> None:
+    st = open_store()
+    make_run(st, "typed", n=6, not_applicable=True, hostile=False)
+    d = run_payload(st, "typed")
+    c, strings = d["cases"], d["strings"]
+    exact, judge = d["scorers"].index("exact"), d["scorers"].index("correctness")
+    na, err = c["id"].index("case-003"), c["id"].index("case-005")
+
+    def label(matrix: str, j: int, i: int) -> str | None:
+        v = c[matrix][j][i]
+        return None if v is None else strings[v]
+
+    assert label("score_outcome", exact, na) == "not_applicable" and label("score_kind", exact, na) is None
+    assert c["value"][exact][na] is None and c["passed"][exact][na] is None
+    assert c["score_error"][exact][na] == "the case has no reference answer"
+    assert c["outcome"][na] == "completed" and c["failed"][na] == 0  # n/a is neither a fail nor an error
+    assert label("score_outcome", judge, err) == "error" and label("score_kind", judge, err) == "judge_output_invalid"
+    assert c["outcome"][err] == "errored" and c["failed"][err] == 1
+    assert label("score_outcome", exact, err) == "ok"
+    assert d["dist"]["exact"]["counts"] == [2, 3]  # the n/a case is not in the distribution
+    assert {k: d["summary"][k] for k in ("planned", "completed", "missing")} == {"planned": 7, "completed": 5,
+                                                                                 "missing": 1}
+    page = render_run(st, "typed", compress=False)
+    assert "n/a" in page and "card(\"missing\"" in page  # the script draws n/a cells and the ledger cards

@@ -1,4 +1,4 @@
-"""Tracing tests: an isolated workspace, no LLM cache, the span scorers registered."""
+"""Tracing tests: an isolated workspace, no LLM cache, no MLflow, the span scorers registered."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from evalkit.llm import mock
 def _tracing_env(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("EVALKIT_JUDGE_MODEL", raising=False)
     monkeypatch.delenv("EVALKIT_TRACE_CONTENT", raising=False)
+    monkeypatch.setenv("EVALKIT_NO_MLFLOW", "1")  # evaluate() logs to MLflow like `evalkit run`; these tests are about spans
     mock.unregister_mock()
     yield workspace
     mock.unregister_mock()

@@ -112,6 +112,7 @@ def test_leaderboard_and_compare(tracked: Path) -> None:
     assert entries[2]["rank"] == 3 and entries[3]["rank"] == 4
     assert entries[0]["ci_low"] < entries[0]["value"] < entries[0]["ci_high"]
     assert entries[0]["error_rate"] == 0.0 and entries[0]["cost_usd"] == 0.0 and entries[0]["age"]
+    assert entries[0]["errors"] == 0 and entries[0]["complete"] is True  # from the logged ledger
     by_agent = cli_json("leaderboard", "--metric", "exact_match/mean", "--by", "agent", "-f", "json")["entries"]
     # one row per agent@version, each its best run
     assert [e["group"] for e in by_agent] == ["alpha@1", "alpha@2", "gamma@1.0", "beta@1.0"]
@@ -176,3 +177,22 @@ def test_export_import_between_workspaces(tracked: Path, mlflow_template: Path) 
         for table in ("case_results", "scores"):
             q = f"SELECT count(*) FROM {table}"
             assert a.execute(q) == b.execute(q)
+
+
+def test_a_judge_outage_is_errors_in_mlflow(tracked: Path) -> None:
+    """All 40 judge scores errored: MLflow shows 40 judge errors and the run's error rate, not 0."""
+    store = tracked / ".evalkit" / "evalkit.duckdb"
+    run_id = make_run(store, n=40, judge_down=True)
+    with open_store(store) as st:
+        mid = log_run(st, run_id)
+    c = client(_uri(tracked))
+    m = c.get_run(mid).data.metrics
+    assert m["helpful/errors"] == 40 and m["helpful/not_applicable"] == 0
+    assert m["errors/count"] == 40 and m["errors/rate"] == pytest.approx(1.0)
+    assert m["exact_match/errors"] == 0 and m["cases/planned"] == 40 and m["cases/cancelled"] == 0
+    assert "helpful/mean" not in m
+    local = Path(c.download_artifacts(mid, "results/case_results.parquet", str(tracked / "dl")))
+    frame = pl.read_parquet(local)
+    assert set(frame["outcome"]) == {"errored"} and frame["error_kind"].null_count() == 40  # the target was fine
+    assert set(frame["outcome/helpful"]) == {"error"} and set(frame["error_kind/helpful"]) == {"provider"}
+    assert set(frame["outcome/exact_match"]) == {"ok"} and frame["score/helpful"].null_count() == 40

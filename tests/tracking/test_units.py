@@ -87,6 +87,8 @@ def test_metric_conventions() -> None:
     assert interval_keys("quality/pass_rate") == ("quality/pass_rate_ci_low", "quality/pass_rate_ci_high")
     assert interval_keys("cases") is None
     assert lower_is_better("latency_ms/p95") and lower_is_better("errors/rate") and not lower_is_better("x/mean")
+    assert lower_is_better("judge/errors") and lower_is_better("judge/not_applicable")
+    assert lower_is_better("cases/missing") and not lower_is_better("cases/planned")
     now = datetime(2026, 3, 10, tzinfo=UTC)
     assert parse_since("7d", now) == datetime(2026, 3, 3, tzinfo=UTC)
     assert parse_since("2026-01-31") == datetime(2026, 1, 31, tzinfo=UTC)
@@ -106,3 +108,55 @@ def test_board_renders_in_every_format(fmt: str) -> None:
         assert "| 1 | run-a |" in text
     if fmt == "html":
         assert "<table>" in text and "<td>run-a</td>" in text
+
+
+def test_payload_recounts_a_summary_written_before_outcomes_were_typed(workspace: Path) -> None:
+    store = workspace / ".evalkit" / "evalkit.duckdb"
+    run_id = make_run(store, n=40, judge_down=True)
+    with open_store(store) as st:
+        new = build_payload(st, st.get_run(run_id)).metrics
+        summary = st.get_run(run_id)["summary"]
+        # what an older evalkit stored: only target failures counted as errors, no ledger
+        old = {k: v for k, v in summary.items() if k not in ("planned", "completed", "cancelled", "missing", "notes")}
+        old.update(errors=0, error_rate=0.0)
+        for s in old["scorers"]:
+            s.pop("not_applicable", None)
+        old["scorers"][0]["mean_ci"] = [0.5, 0.9]
+        st.update_run(run_id, summary=old)
+        recounted = build_payload(st, st.get_run(run_id)).metrics
+    assert new["errors/count"] == recounted["errors/count"] == 40
+    assert new["errors/rate"] == recounted["errors/rate"] == pytest.approx(1.0)
+    assert new["helpful/errors"] == recounted["helpful/errors"] == 40
+    assert recounted["helpful/not_applicable"] == 0 and recounted["cases/cancelled"] == 0
+    assert (recounted["exact_match/ci_low"], recounted["exact_match/ci_high"]) == (0.5, 0.9)  # stored intervals kept
+
+
+def test_import_of_an_export_without_outcomes(workspace: Path) -> None:
+    """An export written before outcomes were typed: outcomes derived on import, as migration 2 does."""
+    import polars as pl
+
+    from evalkit.store import reads
+    from evalkit.tracking.export_runs import export_store
+    from evalkit.tracking.import_runs import import_store
+
+    src = workspace / ".evalkit" / "evalkit.duckdb"
+    down, fine = make_run(src, n=6, judge_down=True), make_run(src, n=6, quality=0.5)
+    out = workspace / "export" / "store"
+    with open_store(src) as st:
+        export_store(st, [down, fine], out)
+        before = {r: (reads.ledger(st, r), reads.score_frame(st, r).select("case_id", "name", "outcome", "error_kind"))
+                  for r in (down, fine)}
+    for table in ("case_results", "scores"):  # as an older evalkit wrote them
+        path = out / f"{table}.parquet"
+        frame = pl.read_parquet(path)
+        assert {"outcome", "error_kind"} <= set(frame.columns)
+        frame.drop("outcome", "error_kind").write_parquet(path)
+    dst = workspace / "other" / "evalkit.duckdb"
+    with open_store(dst) as st:
+        added, skipped = import_store(st, out, [down, fine])
+        assert sorted(added) == sorted([down, fine]) and skipped == []
+        for r in (down, fine):
+            ledger, scores = before[r]
+            assert reads.ledger(st, r) == ledger
+            assert reads.score_frame(st, r).select("case_id", "name", "outcome", "error_kind").equals(scores)
+    assert before[down][0].errored == 6 and before[fine][0].completed == 6
