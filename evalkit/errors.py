@@ -49,6 +49,9 @@ def describe_exception(exc: BaseException) -> str:
     """``Type: first line of the message`` (``SystemExit(2)`` for exits), for one-line error records."""
     if isinstance(exc, SystemExit):
         return f"SystemExit({exc.code!r}) raised by user code"
-    text = str(exc).strip()
+    try:
+        text = str(exc).strip()
+    except Exception:  # an exception whose message itself fails is still a one-line record
+        text = "<message could not be printed>"
     first = text.splitlines()[0] if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -24,7 +24,9 @@ import difflib
 import importlib
 import inspect
 import math
+import numbers
 import re
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -299,7 +301,8 @@ class BoundScorer:
         except asyncio.CancelledError:
             raise
         except NotScored as exc:
-            return [Score.not_applicable(self.name, str(exc))]
+            why = describe_exception(exc).removeprefix(f"{type(exc).__name__}: ")
+            return [Score.not_applicable(self.name, why if why != type(exc).__name__ else "not applicable to this case")]
         except BaseException as exc:  # SystemExit, KeyboardInterrupt from user code are this case's error too
             return [Score.failure(self.name, "scorer_exception", describe_exception(exc))]
 
@@ -313,13 +316,15 @@ class BoundScorer:
             for s in res:
                 if not s.name or s.name == "_" or len(res) == 1:
                     s = s.model_copy(update={"name": self.name})
+                if isinstance(s.value, float) and not math.isfinite(s.value):
+                    s = Score.failure(s.name, "scorer_exception", f"scorer returned a Score with value {s.value}")
                 if s.passed is None and s.value is not None and self.threshold is not None:
                     s = s.model_copy(update={"passed": float(s.value) >= self.threshold})
                 out.append(s)
             return out
-        if isinstance(res, bool):
-            return [Score(name=self.name, value=res, passed=res)]
-        if isinstance(res, int | float):
+        if isinstance(res, (bool, *numpy_bool())):
+            return [Score(name=self.name, value=bool(res), passed=bool(res))]
+        if isinstance(res, numbers.Real):  # numpy numbers too
             value = float(res)  # OverflowError for an int too big for a float: the scorer's error
             if not math.isfinite(value):
                 return [Score.failure(self.name, "scorer_exception", f"scorer returned {value}, not a finite number")]
@@ -327,6 +332,12 @@ class BoundScorer:
             return [Score(name=self.name, value=value, passed=passed)]
         return [Score.failure(self.name, "scorer_exception", f"scorer returned {_type_name(res)}; expected bool, a number, "
                                                              "a Score or a list of Scores")]
+
+
+def numpy_bool() -> tuple[type, ...]:
+    """numpy's bool type when numpy is already loaded (a scorer returning ``np.bool_`` is a verdict)."""
+    np = sys.modules.get("numpy")
+    return (np.bool_,) if np is not None else ()
 
 
 def _type_name(value: Any) -> str:
