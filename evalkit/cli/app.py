@@ -31,25 +31,14 @@ app = typer.Typer(
 
 
 def _mount() -> None:
-    from evalkit.cli import run, runs, show
+    from evalkit.cli import batch_cmds, cache, mlflow_cmds, report_cmd, run, runs, show, tracing_cmds
 
     app.command("run")(run.run)
     app.command("runs")(runs.runs)
     app.command("show")(show.show)
-    for module, attr in (
-        ("evalkit.cli.cache", "app"),
-    ):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
-        app.add_typer(getattr(mod, attr), name=module.rsplit(".", 1)[1])
-    for module in ("evalkit.cli.tracing_cmds", "evalkit.cli.mlflow_cmds", "evalkit.cli.report_cmd", "evalkit.cli.batch_cmds"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(app)
+    app.add_typer(cache.app, name="cache")
+    for module in (tracing_cmds, mlflow_cmds, report_cmd, batch_cmds):
+        module.register(app)
 
 
 EXIT_GRACE_S = 2.0  # time left for non-daemon threads (idle pools, late flushes) to end on their own
