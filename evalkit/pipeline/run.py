@@ -62,6 +62,7 @@ def run_suite(
             from evalkit.tracing.receiver import start_receiver
 
             receiver = start_receiver(st, "127.0.0.1", settings.collect)
+        hung_before = set(_abandoned())
         try:
             outcome = _execute(plan, st, bar, handle_signals)
         finally:
@@ -69,6 +70,10 @@ def run_suite(
                 receiver.close()
             if bar is not None:
                 bar.close()
+        hung = [c for c in _abandoned() if c not in hung_before]
+        if hung:  # their threads are daemons: they cannot keep the process from exiting
+            outcome.failures.append(f"{len(hung)} target call(s) still running after their timeout were abandoned: "
+                                    + ", ".join(hung[:3]) + (" …" if len(hung) > 3 else ""))
         return close_run(st, plan, outcome)
     finally:
         if own:
@@ -86,12 +91,9 @@ def close_run(store: Store, plan: Plan, outcome: RunOutcome) -> FinishedRun:
             finalise(store, plan.run_id, plan.suite.name, planned=plan.planned, engine=outcome)
         raise StoreError(f"{outcome.store_error}; the cases finished before it are stored: free the space, "
                          f"then continue with: {plan.resume_command()}")
-    notes = _abandoned_calls()
     if outcome.status == "interrupted":
         cancel_unstarted(store, plan.run_id, plan.keys(), [s.name for s in plan.suite.scorers],
                          "run interrupted before it started")
-    if notes:
-        outcome.failures.extend(notes)
     return finish(store, plan.run_id, plan.suite.name, planned=plan.planned, outcome=outcome, settings=plan.settings,
                   thresholds=plan.thresholds, baseline_id=plan.baseline_id, suite_file=plan.suite.path,
                   resume_command=plan.resume_command())
@@ -125,17 +127,12 @@ def _execute(plan: Plan, store: Store, bar: Progress | None, handle_signals: boo
                      handle_signals=handle_signals)
 
 
-def _abandoned_calls() -> list[str]:
-    """A note when sync target calls outlived their timeout (their threads are daemons: exit is not blocked)."""
+def _abandoned() -> Sequence[str]:
+    """Sync target calls that outlived their timeout (only once sync targets have run at all)."""
     import sys
 
     threads = sys.modules.get("evalkit.targets.threads")
-    if threads is None:
-        return []
-    names: Sequence[str] = threads.abandoned()
-    if not names:
-        return []
-    return [f"{len(names)} target call(s) still running after their timeout were abandoned"]
+    return threads.abandoned() if threads is not None else ()
 
 
 def adhoc_suite(cases: Iterable[Case], target: Any, scorers: list[Any], name: str) -> Suite:

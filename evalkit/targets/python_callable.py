@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from evalkit.errors import UserError
+from evalkit.errors import UserError, describe_exception
 from evalkit.schema import Case
 from evalkit.targets.base import Target
 from evalkit.targets.threads import run_sync
@@ -62,6 +62,9 @@ def from_import_path(path: str, base_dir: Path) -> Target:
         module = importlib.import_module(mod_name)
     except ImportError as exc:
         raise UserError(f"cannot import target module '{mod_name}': {exc}", field="target") from None
+    except BaseException as exc:  # the agent's module fails as it loads (SyntaxError, SystemExit, ...)
+        raise UserError(f"target module '{mod_name}' failed to import: {describe_exception(exc)}",
+                        field="target") from None
     obj: Any = module
     for part in attr.split("."):
         obj = getattr(obj, part, None)

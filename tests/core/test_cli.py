@@ -152,3 +152,14 @@ def test_baseline_mistakes_are_caught_before_the_run(workspace: Path) -> None:
     lonely = cli("run", suite, "--no-mlflow", "--fail-on-regression", cwd=workspace)
     assert lonely.returncode == 2 and "--fail-on-regression needs --baseline" in lonely.stderr
     assert json.loads(cli("runs", "--json", cwd=workspace, check=True).stdout) == before  # nothing was run
+
+
+def test_an_agent_module_that_fails_to_import_is_bad_input(workspace: Path) -> None:
+    (workspace / "agent.py").write_text("def answer(q)\n    return q\n")  # a SyntaxError
+    (workspace / "cases.jsonl").write_text('{"input": "a"}\n')
+    (workspace / "suite.yaml").write_text("name: s\ndataset: cases.jsonl\ntarget: agent:answer\nscorers: [exact_match]\n")
+    proc = cli("run", "suite.yaml", "--no-mlflow", cwd=workspace)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "suite.yaml:3" in lines[0] and "SyntaxError" in lines[0] and "Traceback" not in proc.stderr
+    assert not (workspace / ".evalkit" / "evalkit.duckdb").exists()

@@ -69,6 +69,7 @@ def test_sync_target_that_never_returns_times_out_and_the_process_exits(workspac
     assert len(rows) == 4, (rows, proc.stderr)
     assert {(status, kind) for _, status, _, kind in rows} == {("error", "timeout")}, rows
     assert proc.returncode == 3, proc.stderr  # every case errored: above the error budget
+    assert "4 target call(s) still running after their timeout were abandoned" in " ".join(proc.stderr.split())
 
 
 def test_a_leaked_non_daemon_thread_is_named_once_and_does_not_hang_the_exit(workspace: Path) -> None:
