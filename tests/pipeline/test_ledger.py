@@ -24,11 +24,12 @@ from tests.conftest import evalkit_cli
 STORE = Path(".evalkit") / "evalkit.duckdb"
 
 
-def _project(ws: Path, agent: str, cases: list[dict[str, object]], scorers: str, extra: str = "") -> Path:
-    (ws / "agent.py").write_text(agent)
+def _project(ws: Path, agent: str, cases: list[dict[str, object]], scorers: str, extra: str = "",
+             module: str = "agent") -> Path:
+    (ws / f"{module}.py").write_text(agent)
     (ws / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
     suite = ws / "suite.yaml"
-    suite.write_text(f"name: ledger\ndataset: cases.jsonl\ntarget: agent:answer\nscorers:\n{scorers}{extra}")
+    suite.write_text(f"name: ledger\ndataset: cases.jsonl\ntarget: {module}:answer\nscorers:\n{scorers}{extra}")
     return suite
 
 
@@ -116,7 +117,7 @@ def test_resume_inherits_the_plan_and_a_conflicting_flag_is_bad_input(workspace:
     _project(workspace, KILLER, [{"id": f"c{i}", "input": f"q{i}", "expected": f"q{i}"} for i in range(6)],
              "  - exact_match\n", "defaults:\n  concurrency: 1\n")
     dead = evalkit_cli(workspace, "run", "suite.yaml", "--no-mlflow", "--repeat", "2", env={"KILL_AT": "5"})
-    assert dead.returncode == 1 and not dead.stdout  # os._exit: the run is left as it was
+    assert dead.returncode == 1 and "gate" not in dead.stdout  # os._exit: no verdict, the run is left as it was
     ((run_id, status, planned),) = _rows(workspace, "SELECT run_id, status, cases_total FROM runs")
     assert (status, planned) == ("running", 12)
     clash = evalkit_cli(workspace, "run", "suite.yaml", "--no-mlflow", "--resume", "auto", "--repeat", "3")
@@ -155,7 +156,7 @@ def test_evaluate_takes_a_suite_with_other_scorers_and_gates_and_tracks_like_the
 
     _project(workspace, "def answer(q):\n    return q.upper()\n",
              [{"input": "a", "expected": "A"}, {"input": "b", "expected": "x"}], "  - exact_match\n",
-             "thresholds:\n  - exact_match/pass_rate >= 0.9\n")
+             "thresholds:\n  - exact_match/pass_rate >= 0.9\n", module="ledger_api_agent")  # in-process: unique
     strict = evalkit.evaluate("suite.yaml", mlflow=False, tracing=False)
     assert strict.gate.status == "failed" and strict.exit_code == 1  # the suite's threshold applies
     swapped = evalkit.evaluate("suite.yaml", scorers=["contains"], mlflow=True, tracing=False)

@@ -26,7 +26,7 @@ CASES = [
 SUITE = """
 name: doors
 dataset: cases.jsonl
-target: agent:answer
+target: doors_agent:answer  # unique: the in-process evaluate() must not meet another test's agent
 scorers: [exact_match, {contains: {values: ["GOOD"]}}]
 thresholds: ["exact_match/pass_rate >= 0.7"]
 defaults:
@@ -48,7 +48,7 @@ CASE_ROWS = "SELECT case_id, repeat, status, outcome, error_kind FROM case_resul
 
 def test_cli_pytest_and_evaluate_agree_on_cases_scores_and_verdict(project: Project,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    project.write("agent.py", AGENT)
+    project.write("doors_agent.py", AGENT)
     project.write("cases.jsonl", "".join(json.dumps(c) + "\n" for c in CASES))
     project.write("suite.yaml", SUITE)
     project.write("test_doors.py", TEST)
