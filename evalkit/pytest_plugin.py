@@ -20,9 +20,9 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from evalkit.pipeline.finished import FinishedRun
     from evalkit.schema import Case
     from evalkit.testing.cases import CaseSource
-    from evalkit.pipeline.finished import FinishedRun
     from evalkit.testing.evaluator import Evaluator
     from evalkit.testing.finish import Session
     from evalkit.testing.recorder import Recorder

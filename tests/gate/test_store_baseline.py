@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from evalkit.store.reads import SCORE_COLUMNS
-
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from evalkit.errors import UserError
 from evalkit.gate import compare_runs, load_scores, resolve_baseline
 from evalkit.schema import CaseResult, Score
 from evalkit.store import open_store
+from evalkit.store.reads import SCORE_COLUMNS
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
