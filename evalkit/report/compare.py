@@ -2,8 +2,7 @@
 
 Run A is the baseline and run B the candidate; deltas are B − A. Significance comes from the gate's
 paired comparison (:func:`evalkit.gate.baseline.compare_runs`: paired bootstrap intervals, sign-flip or
-McNemar tests, Holm-adjusted) when that module is importable; otherwise the deltas are plain
-differences of means and the payload says that no significance was computed.
+McNemar tests, Holm-adjusted), the same numbers the CI gate decides on.
 """
 
 from __future__ import annotations
@@ -25,11 +24,9 @@ def _scores(store: Store, run_id: str) -> pl.DataFrame:
     return reads.score_frame(store, run_id)
 
 
-def _paired(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[str, list[dict[str, Any]]] | None:
-    try:
-        from evalkit.gate.baseline import compare_runs
-    except ImportError:
-        return None
+def _paired(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[str, list[dict[str, Any]]]:
+    from evalkit.gate.baseline import compare_runs
+
     result = compare_runs(cur, base, baseline_run_id=baseline_id)
     rows = [
         {
@@ -44,34 +41,6 @@ def _paired(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[st
         f"p-values {'Holm-adjusted' if result.adjust == 'holm' else 'unadjusted'}, alpha {result.alpha:g}"
     )
     return method, rows
-
-
-def _simple(cur: pl.DataFrame, base: pl.DataFrame) -> list[dict[str, Any]]:
-    """Differences of means and pass rates over cases both runs scored: no interval, no test."""
-    import polars as pl
-
-    def per_case(df: pl.DataFrame) -> pl.DataFrame:
-        return (
-            df.filter(pl.col("outcome") == "ok")
-            .group_by("name", "case_id")
-            .agg(pl.col("value").cast(pl.Float64).mean(), pl.col("passed").cast(pl.Float64).mean().alias("pr"))
-        )
-
-    j = per_case(cur).join(per_case(base), on=["name", "case_id"], suffix="_a")
-    rows: list[dict[str, Any]] = []
-    for name in sorted(set(j.get_column("name").to_list())):
-        part = j.filter(pl.col("name") == name)
-        for metric, b_col, a_col in (("mean", "value", "value_a"), ("pass_rate", "pr", "pr_a")):
-            sub = part.filter(pl.col(b_col).is_not_null() & pl.col(a_col).is_not_null())
-            if sub.height == 0:
-                continue
-            a = float(sub.get_column(a_col).mean())  # type: ignore[arg-type]
-            b = float(sub.get_column(b_col).mean())  # type: ignore[arg-type]
-            rows.append({
-                "scorer": name, "metric": metric, "n": sub.height, "a": a, "b": b, "delta": b - a, "ci": None,
-                "p": None, "p_adj": None, "test": None, "significant": None, "regression": None, "improvement": None,
-            })
-    return rows
 
 
 def _flips(cur: pl.DataFrame, base: pl.DataFrame) -> dict[str, list[tuple[str, str]]]:
@@ -129,14 +98,11 @@ def compare_payload(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
     """Everything the diff report shows (A = baseline, B = candidate)."""
     ra, rb = store.get_run(run_a), store.get_run(run_b)
     sa, sb = _scores(store, ra["run_id"]), _scores(store, rb["run_id"])
-    paired = _paired(sb, sa, ra["run_id"]) if sa.height and sb.height else None
-    if paired is not None:
-        method, metrics = paired
+    if sa.height and sb.height:
+        method, metrics = _paired(sb, sa, ra["run_id"])
         significance = True
     else:
-        metrics = _simple(sb, sa) if sa.height and sb.height else []
-        method = "plain differences of means over shared cases; no intervals or significance (evalkit.gate unavailable)"
-        significance = False
+        method, metrics, significance = "nothing to compare: a run has no scores", [], False
     flips = _flips(sb, sa) if sa.height and sb.height else {}
     ids = sorted(flips)[:MAX_FLIPS]
     side_a, side_b = _side(store, ra["run_id"], ids), _side(store, rb["run_id"], ids)
