@@ -102,8 +102,6 @@ def test_faults_are_retried_then_recorded_never_lost(workspace: Path, monkeypatc
                                concurrency=64, tracing=True)
     finally:
         server.stop()
-    agent_dead = plan.persistent("agent")
-    judge_dead = plan.persistent("judge") - agent_dead  # the judge is not asked when the agent failed
     s = res.summary
     by_name = {x.name: x for x in s.scorers}
     with Store(res.store_path, read_only=True) as st:  # type: ignore[arg-type]
@@ -114,19 +112,29 @@ def test_faults_are_retried_then_recorded_never_lost(workspace: Path, monkeypatc
         judge_errors = dict(st.execute(
             "SELECT error_kind, count(*) FROM scores WHERE run_id = ? AND name = 'correctness'"
             " AND outcome = 'error' GROUP BY 1", [res.run_id]))
-        agent_kinds = dict(st.execute(
-            "SELECT error_kind, count(*) FROM case_results WHERE run_id = ? AND status = 'error' GROUP BY 1",
+        judge_failed = dict(st.execute(
+            "SELECT case_id, error_kind FROM scores WHERE run_id = ? AND name = 'correctness' AND outcome = 'error'",
             [res.run_id]))
+        agent_failed = dict(st.execute(
+            "SELECT case_id, error_kind FROM case_results WHERE run_id = ? AND status = 'error'", [res.run_id]))
         spans_with_canary = st.execute("SELECT count(*) FROM spans WHERE attributes::VARCHAR LIKE ?", [f"%{CANARY}%"])[0][0]
     figures.update({"cases run": rows[0], "faults injected": plan.injected,
                     "errors recorded": s.errors,
                     "lost": N_CASES - rows[1], "duplicated": rows[0] - rows[1], "leaked secrets": spans_with_canary})
+    # every persistent agent fault outlived its retries; on a loaded machine a retried call may also time
+    # out for good (EVALKIT_TIMEOUT is 1 s here): such a case is a typed timeout, still never lost
+    agent_dead = set(agent_failed)
+    assert plan.persistent("agent") <= agent_dead
+    assert all(agent_failed[c] == "timeout" for c in agent_dead - plan.persistent("agent"))
+    judge_dead = set(judge_failed) - agent_dead  # the judge is not asked when the agent failed
+    assert plan.persistent("judge") - agent_dead <= judge_dead
+    assert all(judge_failed[c] == "timeout" for c in judge_dead - plan.persistent("judge"))
     assert rows == (N_CASES, N_CASES)  # every case exactly once
     assert score_rows[0] == score_rows[1] == 2 * N_CASES and score_rows[2] == 0  # value or explicit error
     # the one error count: a case run errored when its agent or its judge failed for good
     assert s.errors == len(agent_dead) + len(judge_dead) and len(agent_dead) > 0 and len(judge_dead) > 0
     # the model target's faults are typed (provider, or a model-call timeout), never a bare exception
-    assert sum(agent_kinds.values()) == len(agent_dead) and set(agent_kinds) <= {"provider", "timeout"}
+    assert set(agent_failed.values()) <= {"provider", "timeout"}
     assert by_name["correctness"].errors == len(agent_dead) + len(judge_dead)
     assert by_name["correctness"].scored == N_CASES - len(agent_dead) - len(judge_dead)
     assert sum(judge_errors.values()) == len(agent_dead) + len(judge_dead)  # a dead agent's judge: the agent's kind
