@@ -46,7 +46,7 @@ def main() -> dict[str, object]:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.perf_counter()
         res = evalkit.evaluate(d / "suite.yaml", concurrency=args.concurrency, store=d / "bench.duckdb",
-                               tracing=not args.no_trace)
+                               tracing=not args.no_trace, mlflow=False)
         wall = time.perf_counter() - t0
         assert res.summary.cases == args.cases, res.summary
         import duckdb

@@ -27,7 +27,7 @@ def main() -> dict[str, object]:
         t0 = time.perf_counter()
         res = evalkit.evaluate(
             cases, target=agent, scorers=[{"contains": {"values": ["42"]}}, {"regex": {"pattern": r"\d+"}}],
-            concurrency=args.concurrency, store=Path(tmp) / "bench.duckdb", tracing=args.trace,
+            concurrency=args.concurrency, store=Path(tmp) / "bench.duckdb", tracing=args.trace, mlflow=False,
         )
         wall = time.perf_counter() - t0
     assert res.summary.cases == args.cases, res.summary
