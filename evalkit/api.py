@@ -81,7 +81,7 @@ def _suite(source: Any, target: Any, scorers: Sequence[Any] | None, name: str | 
             changes["target"] = build_target(target, source.path.parent if source.path else None)
         if scorers is not None:
             changes["scorers"] = [build_scorer(s) for s in scorers]
-            changes["thresholds"] = [t for t in source.thresholds if _names_known(t, changes["scorers"])]
+            changes["thresholds"] = _kept_thresholds(source.thresholds, source.scorers, changes["scorers"])
         if name:
             changes["name"] = name
         return dataclasses.replace(source, **changes) if changes else source
@@ -99,9 +99,18 @@ def _suite(source: Any, target: Any, scorers: Sequence[Any] | None, name: str | 
                  scorers=[build_scorer(s) for s in (scorers or [])], dataset_path=dataset)
 
 
-def _names_known(threshold: Any, scorers: list[BoundScorer]) -> bool:
-    """Whether a suite threshold still applies when ``scorers=`` replaced the suite's scorers."""
-    text = str((threshold.get("metric") or next(iter(threshold), "")) if isinstance(threshold, dict) else threshold)
-    head = text.split("/", 1)[0].strip()
-    return "/" not in text or head in {s.name for s in scorers} or head in ("errors", "latency_ms", "cost_usd",
-                                                                           "tokens", "cases")
+def _kept_thresholds(thresholds: list[Any], old: list[BoundScorer], new: list[BoundScorer]) -> list[Any]:
+    """The suite's thresholds minus those on scorers that ``scorers=`` replaced (parsed by the gate's parser)."""
+    from evalkit.errors import UserError
+    from evalkit.gate import parse_thresholds
+
+    replaced = {s.name for s in old} - {s.name for s in new}
+
+    def kept(entry: Any) -> bool:
+        try:
+            metrics = [t.metric for t in parse_thresholds([entry])]
+        except UserError:
+            return True  # the plan reports it, with its line in the suite file
+        return not any(m.split("/", 1)[0] in replaced for m in metrics)
+
+    return [t for t in thresholds if kept(t)]

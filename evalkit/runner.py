@@ -77,8 +77,6 @@ class RunOutcome:
     """How the engine's part of a run ended: ``completed``, ``interrupted`` or ``failed``."""
 
     status: str = "completed"
-    completed: int = 0  # results sunk, whatever their outcome
-    cancelled: int = 0
     failures: list[str] = field(default_factory=list)  # faults of the engine or the sink, in order
     store_error: str | None = None  # the results could not be written: the run stopped there
 
@@ -202,7 +200,6 @@ class Runner:
             self.outcome.store_error = str(exc) if isinstance(exc, UserError) else describe_exception(exc)
             self.outcome.failures.append(f"results could not be stored: {self.outcome.store_error}")
             return False
-        self.outcome.completed += 1
         return True
 
     async def run_one(self, case: Case, repeat: int = 0, *, latency_ms: float | None = None) -> CaseResult:
@@ -244,7 +241,6 @@ class Runner:
             status, kind, error = "cancelled", "cancelled", "cancelled: run interrupted"
             scores = [Score.failure(s.name, "cancelled", "not scored: run interrupted") for s in self.scorers]
             output = None
-            self.outcome.cancelled += 1
         result = CaseResult(
             run_id=self.opts.run_id, case_id=case.id, repeat=repeat, status=status,  # type: ignore[arg-type]
             output=output, error=error, error_kind=kind, scores=scores, tool_calls=ctx.tool_calls,

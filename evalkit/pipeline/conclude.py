@@ -22,8 +22,7 @@ def conclude(store: Store, summary: RunSummary, *, settings: RunSettings, thresh
     gate = evaluate_gate(
         summary, load_scores(store, run_id), thresholds, load_scores(store, baseline_id) if baseline_id else None,
         fail_on_regression=settings.fail_on_regression, min_effect=settings.min_effect,
-        max_error_rate=settings.max_error_rate, baseline_run_id=baseline_id,
-        resume_command=resume_command if summary.status != "completed" or summary.missing else None,
+        max_error_rate=settings.max_error_rate, baseline_run_id=baseline_id, resume_command=resume_command,
     )
     store.update_run(run_id, gate=gate.model_dump(mode="json"))
     finished = FinishedRun(run_id=run_id, summary=summary, gate=gate, notes=list(summary.notes),

@@ -8,7 +8,7 @@ same ledger, gate and tracking.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from evalkit.pipeline.finished import FinishedRun
 from evalkit.pipeline.plan import Door, Plan, make_plan, start_run
 from evalkit.pipeline.settings import RunSettings
 from evalkit.runner import RunOutcome
-from evalkit.schema import Case, CaseResult
+from evalkit.schema import CaseResult
 from evalkit.store.db import Store, open_store
 from evalkit.suite import Suite
 
@@ -133,8 +133,3 @@ def _abandoned() -> Sequence[str]:
 
     threads = sys.modules.get("evalkit.targets.threads")
     return threads.abandoned() if threads is not None else ()
-
-
-def adhoc_suite(cases: Iterable[Case], target: Any, scorers: list[Any], name: str) -> Suite:
-    """A suite for cases given as Python objects (``evaluate(cases, target=..., scorers=...)``)."""
-    return Suite(name=name, cases=list(cases), target=target, scorers=scorers)

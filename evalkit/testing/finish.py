@@ -99,13 +99,12 @@ def _run_row(run_id: str, sources: list[dict[str, Any]], suites: list[Suite], pl
     }
 
 
-def _conclude(store: Store, run_id: str, suites: list[Suite], session: Session, notes: list[str], name: str,
-              planned: int) -> FinishedRun:
+def _conclude(store: Store, run_id: str, suites: list[Suite], session: Session, settings: RunSettings,
+              notes: list[str], name: str, planned: int) -> FinishedRun:
     from evalkit.pipeline.plan import plan_thresholds
     from evalkit.pipeline.run import finish
     from evalkit.runner import RunOutcome
 
-    settings, _ = session.settings(suites)
     thresholds = [t for s in suites for t in plan_thresholds(s, settings)]
     baseline_id = None
     if settings.baseline:
@@ -144,7 +143,8 @@ def finish_single(recorder: Recorder, session: Session) -> FinishedRun:
         scorers = sorted({sc.name for s in suites for sc in s.scorers})
         cancel_unstarted(store, recorder.run_id, [(c, r) for (_, r), c in planned.items()], scorers,
                          "not run: the pytest session stopped before this test")
-        return _conclude(store, recorder.run_id, suites, session, _dupe_notes(dupes), row["suite"], len(planned))
+        return _conclude(store, recorder.run_id, suites, session, settings, _dupe_notes(dupes), row["suite"],
+                         len(planned))
     finally:
         recorder.close()
 
@@ -168,7 +168,7 @@ def finish_controller(run_id: str, directory: Path, session: Session) -> Finishe
             row = _run_row(run_id, sources, suites, total, session, settings)
             store.create_run(row)
             shards.merge(store, files, run_id)
-            return _conclude(store, run_id, suites, session, _dupe_notes(dupes), row["suite"], total)
+            return _conclude(store, run_id, suites, session, settings, _dupe_notes(dupes), row["suite"], total)
     finally:
         shards.remove(directory)
 

@@ -18,7 +18,7 @@ from evalkit.pipeline import RunSettings, finish, run_suite
 from evalkit.runner import RunOutcome
 from evalkit.schema import Case, CaseResult, Score
 from evalkit.store.db import open_store
-from evalkit.suite import load_suite
+from evalkit.suite import Suite, load_suite
 from tests.conftest import evalkit_cli
 
 STORE = Path(".evalkit") / "evalkit.duckdb"
@@ -196,9 +196,8 @@ def test_a_target_or_scorer_returning_or_raising_anything_keeps_every_case() -> 
 
 
 def load_suite_from_objects(target: object, scorer: object) -> object:
-    from evalkit.pipeline.run import adhoc_suite
     from evalkit.scorers.registry import build_scorer
     from evalkit.targets import build_target
 
-    return adhoc_suite([Case(id=f"c{i}", input=f"q{i}") for i in range(4)], build_target(target),
-                       [build_scorer(scorer)], "property")  # type: ignore[arg-type]
+    return Suite(name="property", cases=[Case(id=f"c{i}", input=f"q{i}") for i in range(4)],
+                 target=build_target(target), scorers=[build_scorer(scorer)])
