@@ -32,15 +32,16 @@ class CaseContext:
 
     def record_tool_call(self, name: str, arguments: dict[str, Any] | None = None) -> None:
         if arguments:
-            from evalkit.tracing.redact import redact_arguments
+            from evalkit.redact import redact_value
 
-            arguments = redact_arguments(arguments)
+            arguments = dict(redact_value(arguments))
         self.tool_calls.append(ToolCall(name=name, arguments=arguments or {}))
 
     def record_usage(self, usage: Usage) -> None:
         self.usage.add(usage)
 
 
+AGENT_MS = "agent_ms"  # extras key: a sync agent's own run time, measured on its thread (ms)
 _current: contextvars.ContextVar[CaseContext | None] = contextvars.ContextVar("evalkit_case", default=None)
 
 

@@ -11,28 +11,50 @@ from pydantic import ValidationError
 
 from evalkit.errors import UserError
 from evalkit.schema import Case
-from evalkit.yaml_lines import decode_utf8, line_of, load_yaml
+from evalkit.yaml_lines import line_of, load_yaml
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".yaml": "yaml", ".yml": "yaml"}
 CASE_FIELDS = set(Case.model_fields)
 MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
+def describe_validation_errors(
+    exc: ValidationError, known: Iterable[str] = CASE_FIELDS
+) -> list[tuple[str, tuple[str | int, ...]]]:
+    """One readable sentence and location per pydantic error (``known``: the valid fields).
+
+    Unknown fields come first, with a "did you mean"; a required field is not reported as
+    missing when an unknown field looks like its misspelling (``scorer:`` for ``scorers:``).
+    """
+    import difflib
+
+    known = sorted(known)
+    out: list[tuple[str, tuple[str | int, ...]]] = []
+    unknown: list[tuple[str, tuple[str | int, ...]]] = []
+    meant: set[str] = set()
+    for err in exc.errors():
+        # pydantic adds the union member name to the loc for unions; drop type tags
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in ("str", "list"))))
+        field = ".".join(str(p) for p in loc) or "(record)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1) if loc else []
+            meant.update(close)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            unknown.append((f"field '{field}' is not a known field ({hint}known: {', '.join(known)})", loc))
+        elif kind == "missing":
+            out.append((f"field '{field}' is required", loc))
+        else:
+            out.append((f"field '{field}': {err['msg'].lower()}", loc))
+    out = [(m, loc) for m, loc in out if not (m.endswith("is required") and len(loc) == 1 and loc[0] in meant)]
+    return unknown + out
+
+
 def describe_validation_error(
     exc: ValidationError, known: Iterable[str] = CASE_FIELDS
 ) -> tuple[str, tuple[str | int, ...]]:
-    """One readable sentence and the location of the first pydantic error (``known``: the valid fields)."""
-    err = exc.errors()[0]
-    loc = tuple(err["loc"])
-    # pydantic adds the union member name to the loc for unions; drop type tags
-    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "list"))))
-    field = ".".join(str(p) for p in loc) or "(record)"
-    kind = err["type"]
-    if kind == "missing":
-        return f"field '{field}' is required", loc
-    if kind == "extra_forbidden":
-        return f"field '{field}' is not a known field (known: {', '.join(sorted(known))})", loc
-    return f"field '{field}': {err['msg'].lower()}", loc
+    """The first of :func:`describe_validation_errors`."""
+    return describe_validation_errors(exc, known)[0]
 
 
 def _case(raw: Any, file: Path, line: int | None, lines: dict[Any, int] | None = None, prefix: tuple = ()) -> Case:
@@ -80,48 +102,80 @@ def _decode_json_cell(value: Any, column: str, path: Path, row: int) -> Any:
         raise UserError(f"field '{column}' must be JSON", file=path, line=row) from None
 
 
-def _iter_table(path: Path, fmt: str) -> Iterator[tuple[int, Case]]:
+def _record(rec: dict[str, Any], columns: list[str], path: Path, row: int) -> Case:
+    """One table row (CSV or Parquet) as a case: JSON cells decoded, unknown columns as metadata."""
+    raw: dict[str, Any] = {"metadata": {}}
+    for col in columns:
+        val = rec[col]
+        if col in ("expected_tool_calls", "metadata", "input") and isinstance(val, str) and val[:1] in "[{":
+            val = _decode_json_cell(val, col, path, row)
+        if col == "tags" and isinstance(val, str):
+            val = [t.strip() for t in val.replace(";", ",").split(",") if t.strip()]
+        if col == "metadata" and isinstance(val, dict):
+            raw["metadata"].update(val)
+        elif col in CASE_FIELDS:
+            if val is not None and val != "":
+                raw[col] = val
+        elif val is not None:
+            raw["metadata"][col] = val
+    return _case(raw, path, row)
+
+
+def _iter_csv(path: Path) -> Iterator[tuple[int, Case]]:
+    """CSV rows with the physical line each starts on (a quoted cell may span lines)."""
+    import csv
+
+    csv.field_size_limit(MAX_LINE_BYTES)
+    try:
+        fh = path.open(encoding="utf-8-sig", newline="")
+    except FileNotFoundError:
+        raise UserError("dataset file not found", file=path) from None
+    with fh:
+        reader = csv.reader(fh, strict=True)
+        line = 1
+        try:
+            header = next(reader, None)
+            if not header:
+                raise UserError("a CSV dataset needs a header row (id, input, expected, ...)", file=path, line=1)
+            columns = [c.strip() for c in header]
+            line = reader.line_num + 1
+            for cells in reader:
+                if not cells:  # a blank line
+                    line = reader.line_num + 1
+                    continue
+                if len(cells) != len(columns):
+                    raise UserError(f"row has {len(cells)} fields, the header has {len(columns)}", file=path, line=line)
+                yield line, _record({c: (v if v != "" else None) for c, v in zip(columns, cells, strict=True)},
+                                    columns, path, line)
+                line = reader.line_num + 1
+        except csv.Error as exc:
+            raise UserError(f"cannot read CSV: {exc}", file=path, line=line) from None
+        except UnicodeDecodeError:
+            raise UserError("not UTF-8 text", file=path, line=line) from None
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, Case]]:
     import polars as pl
 
     try:
-        if fmt == "csv":
-            with path.open("rb") as fh:
-                decode_utf8(fh.read(1_000_000).rpartition(b"\n")[0] or b"", path)
-            frame = pl.scan_csv(path, infer_schema=False)
-        else:
-            frame = pl.scan_parquet(path)
+        frame = pl.scan_parquet(path)
         columns = frame.collect_schema().names()
     except FileNotFoundError:
         raise UserError("dataset file not found", file=path) from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise UserError(f"cannot read {fmt.upper()}: {str(exc).splitlines()[0]}", file=path) from None
-    offset = 2 if fmt == "csv" else 1  # CSV: line 1 is the header
+        raise UserError(f"cannot read Parquet: {str(exc).splitlines()[0]}", file=path) from None
     chunk = 10_000
     start = 0
     while True:
         try:
             batch = frame.slice(start, chunk).collect()
         except pl.exceptions.PolarsError as exc:
-            raise UserError(f"cannot read {fmt.upper()}: {str(exc).splitlines()[0]}", file=path) from None
+            raise UserError(f"cannot read Parquet: {str(exc).splitlines()[0]}", file=path) from None
         if batch.height == 0:
             return
         for i, rec in enumerate(batch.iter_rows(named=True)):
-            row = start + i + offset
-            raw: dict[str, Any] = {"metadata": {}}
-            for col in columns:
-                val = rec[col]
-                if col in ("expected_tool_calls", "metadata", "input") and isinstance(val, str) and val[:1] in "[{":
-                    val = _decode_json_cell(val, col, path, row)
-                if col == "tags" and isinstance(val, str):
-                    val = [t.strip() for t in val.replace(";", ",").split(",") if t.strip()]
-                if col == "metadata" and isinstance(val, dict):
-                    raw["metadata"].update(val)
-                elif col in CASE_FIELDS:
-                    if val is not None and val != "":
-                        raw[col] = val
-                elif val is not None:
-                    raw["metadata"][col] = val
-            yield row, _case(raw, path, row)
+            row = start + i + 1  # the row number (Parquet has no lines)
+            yield row, _record(rec, columns, path, row)
         start += chunk
 
 
@@ -148,7 +202,7 @@ def iter_dataset(path: Path) -> Iterator[tuple[int, Case]]:
         return _iter_jsonl(path)
     if fmt == "yaml":
         return _iter_yaml(path)
-    return _iter_table(path, fmt)
+    return _iter_csv(path) if fmt == "csv" else _iter_parquet(path)
 
 
 def check_unique(pairs: Iterable[tuple[int, Case]], file: Path | str) -> Iterator[Case]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evalkit.redact import redact
+
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
@@ -36,13 +38,42 @@ class UserError(Exception):
             where = self.file if self.line is None else f"{self.file}:{self.line}"
             where += ": "
         what = f"field '{self.field}' " if self.field and f"'{self.field}'" not in self.message else ""
-        return f"{where}{what}{self.message}".replace("\n", " ")
+        return redact(f"{where}{what}{self.message}".replace("\n", " "))
+
+    def lines(self) -> list[str]:
+        """The lines the CLI prints, each after ``error: ``."""
+        return [self.format()]
+
+
+class UserErrors(UserError):
+    """Several mistakes in one file, reported together: one located line each."""
+
+    def __init__(self, problems: list[UserError]) -> None:
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, file=first.file, line=first.line, field=first.field)
+
+    def format(self) -> str:
+        return "\n".join(p.format() for p in self.problems)
+
+    def lines(self) -> list[str]:
+        return [p.format() for p in self.problems]
 
 
 class StoreError(UserError):
     """The results store cannot be opened or written (locked, read-only, disk full)."""
 
     exit_code = EXIT_INFRA
+
+
+class StoreCorrupt(StoreError):
+    """The store file is damaged (truncated, a checksum mismatch, not a DuckDB file); ``evalkit doctor`` says what to do."""
+
+    reason: str = ""  # what DuckDB found, without the advice
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store's write lock."""
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -53,5 +84,5 @@ def describe_exception(exc: BaseException) -> str:
         text = str(exc).strip()
     except Exception:  # an exception whose message itself fails is still a one-line record
         text = "<message could not be printed>"
-    first = text.splitlines()[0] if text else ""
+    first = redact(text.splitlines()[0]) if text else ""
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

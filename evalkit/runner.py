@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, get_args
 
-from evalkit.context import CaseContext, case_scope
+from evalkit.context import AGENT_MS, CaseContext, case_scope
 from evalkit.errors import UserError, describe_exception
+from evalkit.redact import default as redactor
 from evalkit.schema import Case, CaseResult, ErrorKind, Score
 from evalkit.scorers.registry import BoundScorer, RunInfo
 from evalkit.targets.base import Target
@@ -229,6 +230,8 @@ class Runner:
                     cause = exc.exc if isinstance(exc, _Escaped) else exc
                     status, kind, error = "error", _kind_of(cause), describe_exception(cause)
                 latency = (time.perf_counter() - t0) * 1000 if latency_ms is None else latency_ms
+                if latency_ms is None and AGENT_MS in ctx.extras:  # not the wait for a free thread
+                    latency = ctx.extras[AGENT_MS]
                 if error is None:
                     info = RunInfo(latency_ms=latency, tool_calls=ctx.tool_calls, usage=ctx.usage,
                                    trace_id=ctx.trace_id, spans_source=lambda: self.tracer.case_spans(ctx))
@@ -243,8 +246,8 @@ class Runner:
             output = None
         result = CaseResult(
             run_id=self.opts.run_id, case_id=case.id, repeat=repeat, status=status,  # type: ignore[arg-type]
-            output=output, error=error, error_kind=kind, scores=scores, tool_calls=ctx.tool_calls,
-            latency_ms=latency or (time.perf_counter() - t0) * 1000, usage=ctx.usage, trace_id=ctx.trace_id,
+            output=redactor().value(output, patterns=False), error=error, error_kind=kind, scores=scores,
+            tool_calls=ctx.tool_calls, latency_ms=latency or (time.perf_counter() - t0) * 1000, usage=ctx.usage, trace_id=ctx.trace_id,
             started_at=started, ended_at=datetime.now(UTC), tags=case.tags,
         )
         if not self._sink(result, case):

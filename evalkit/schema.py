@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evalkit.safe_text import finite
 
 Outcome = Literal["ok", "not_applicable", "error"]
 """A score's outcome: scored; the case lacks what the scorer needs (never a fail, never an error); or a fault."""
@@ -100,7 +103,9 @@ class Score(BaseModel):
 
     ``outcome`` says what happened: ``ok`` (``value`` is set), ``not_applicable`` (the case lacks
     what the scorer needs: reported, never an error and never a fail) or ``error`` (``error_kind``
-    and ``error`` say why). A score built with no value and no outcome is an error.
+    and ``error`` say why). A score built with no value and no outcome is an error, and so is one
+    whose value is not finite (NaN, ±inf: a ``scorer_exception``); non-finite numbers in
+    ``metadata`` are stored as None (JSON has no NaN).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -115,6 +120,11 @@ class Score(BaseModel):
 
     @model_validator(mode="after")
     def _typed_outcome(self) -> Score:
+        if self.outcome == "ok" and isinstance(self.value, float) and not math.isfinite(self.value):
+            self.outcome, self.error_kind = "error", "scorer_exception"
+            self.error = f"scorer returned a Score with value {self.value}: not a finite number"
+        if self.metadata:
+            self.metadata = finite(self.metadata)
         if self.outcome == "ok" and self.value is None:
             if self.error is not None and self.error.startswith("not_scored:") and not self.error.startswith(
                     ("not_scored: cancelled", "not_scored: target failed")):

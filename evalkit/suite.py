@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from evalkit.datasets import DatasetSource, check_unique, describe_validation_error
-from evalkit.errors import UserError, describe_exception
+from evalkit.datasets import DatasetSource, check_unique, describe_validation_errors
+from evalkit.errors import UserError, UserErrors, describe_exception
 from evalkit.schema import Case
 from evalkit.scorers.registry import BoundScorer, ScorerUnavailable, build_scorer
 from evalkit.targets import Target, build_target
@@ -120,6 +120,55 @@ def _import_modules(names: list[str], file: Path, lines: dict[Any, int]) -> None
             raise UserError(f"cannot import '{name}': {describe_exception(exc)}", file=file, line=line) from None
 
 
+def _all(problems: list[UserError]) -> UserError:
+    """One error, or all of them when a file has several mistakes."""
+    return problems[0] if len(problems) == 1 else UserErrors(problems)
+
+
+def _judge_paths_from(base: Path, entry: Any) -> Any:
+    """``entry`` with relative judge file paths (``- judges/x.yaml``, ``judge: {judge: judges/x.yaml}``)
+    resolved from the suite's folder, as dataset paths are, when the file is there."""
+
+    def resolve(ref: Any) -> Any:
+        if isinstance(ref, str) and ref.endswith((".yaml", ".yml")) and not Path(ref).is_absolute():
+            return str(base / ref) if (base / ref).is_file() else ref
+        return ref
+
+    if isinstance(entry, str):
+        return resolve(entry)
+    if isinstance(entry, dict) and len(entry) == 1:
+        (name, args), = entry.items()
+        if isinstance(args, dict) and "judge" in args:
+            args = {**args, "judge": resolve(args["judge"])}
+        return {resolve(name): args}
+    return entry
+
+
+def find_secret(data: Any, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where a suite's YAML holds a credential (a credential-named key with a value, a password in a
+    URL, a bearer token, a key shape), else None. Inline case data is data and is not searched."""
+    from evalkit.redact import has_credential, is_secret_name
+
+    if isinstance(data, dict):
+        for k, v in data.items():
+            here = (*loc, k)
+            if (loc == () and k == "dataset") or (isinstance(k, str) and k.endswith("_env")):
+                continue  # case data is data; *_env values name environment variables
+            if isinstance(k, str) and is_secret_name(k) and isinstance(v, str | int) and str(v).strip():
+                return here
+            found = find_secret(v, here)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found = find_secret(v, (*loc, i))
+            if found is not None:
+                return found
+    elif isinstance(data, str) and has_credential(data):
+        return loc
+    return None
+
+
 def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     """Load and fully validate a suite file (dataset, target, scorers) before anything runs.
 
@@ -131,11 +180,16 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     data, lines = load_yaml(p)
     if not isinstance(data, dict):
         raise UserError("a suite file must be a mapping with name, dataset, target and scorers", file=p, line=1)
+    secret = find_secret(data)
+    if secret is not None:
+        raise UserError(f"'{'.'.join(map(str, secret))}' holds a secret; suites are shared and logged, so keys go "
+                        "in environment variables (api_key_env: NAME for models, headers_env: {Header: NAME} "
+                        "for HTTP targets)", file=p, line=line_of(lines, secret))
     try:
         spec = SuiteSpec.model_validate(data)
     except ValidationError as exc:
-        msg, loc = describe_validation_error(exc, known=SuiteSpec.model_fields)
-        raise UserError(msg, file=p, line=line_of(lines, loc)) from None
+        raise _all([UserError(msg, file=p, line=line_of(lines, loc))
+                    for msg, loc in describe_validation_errors(exc, known=SuiteSpec.model_fields)]) from None
     base = p.parent
     # dataset
     if isinstance(spec.dataset, str):
@@ -171,13 +225,16 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     # scorers
     scorers = []
     skipped: list[str] = []
+    problems: list[UserError] = []
     for i, entry in enumerate(spec.scorers):
         try:
-            scorers.append(build_scorer(entry))
+            scorers.append(build_scorer(_judge_paths_from(base, entry)))
         except ScorerUnavailable as why:
             skipped.append(str(why))
         except UserError as exc:
-            raise UserError(exc.message, file=p, line=line_of(lines, ("scorers", i))) from None
+            problems.append(UserError(exc.message, file=p, line=line_of(lines, ("scorers", i))))
+    if problems:
+        raise _all(problems)
     if not scorers:
         raise UserError("no scorer can run: " + "; ".join(skipped), file=p, line=line_of(lines, ("scorers",)))
     names = [s.name for s in scorers]

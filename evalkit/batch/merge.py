@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -89,6 +90,6 @@ def _merge(
         planned = sum(int(store.execute(f"SELECT coalesce(cases_total, 0) FROM {a}.runs WHERE run_id = ?", [r])[0][0])
                       for a, r in picked)
         store.execute("UPDATE runs SET cases_total = ?, config = json_merge_patch(coalesce(config, '{}'), ?) WHERE run_id = ?",
-                      [planned, '{"merged_from": ' + str([r for _, r in picked]).replace("'", '"') + "}", run_id])
+                      [planned, json.dumps({"merged_from": [r for _, r in picked], "partial": None}), run_id])
     suite_name = next(iter(suites))
     return run_id, finalise(store, run_id, str(suite_name), planned=planned or None, engine=RunOutcome())

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from datetime import UTC
 from pathlib import Path
 
+from evalkit import safe_text
 from evalkit.ci_outputs._cases import CaseRow, CaseTable, ScoreRow, normalise_cases
 from evalkit.gate.verdict import GateResult
 from evalkit.schema import RunSummary
@@ -18,7 +19,9 @@ _MESSAGE_MAX = 200
 
 
 def _clean(text: object) -> str:
-    return _INVALID_XML.sub("\ufffd", str(text))
+    """Text for XML: control characters visible (:func:`evalkit.safe_text.visible`), anything else XML
+    cannot hold (lone surrogates, U+FFFE) replaced."""
+    return _INVALID_XML.sub("\ufffd", safe_text.visible(text))
 
 
 def _message(text: str | None, fallback: str) -> str:

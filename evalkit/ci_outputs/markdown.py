@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evalkit import safe_text
 from evalkit.ci_outputs._cases import CaseTable, normalise_cases
 from evalkit.gate.verdict import GateResult
 from evalkit.schema import RunSummary
@@ -19,19 +20,14 @@ _TITLE = {"passed": "gate passed", "failed": "gate FAILED", "infra_error": "infr
 
 
 def _cell(text: object, limit: int = 120) -> str:
-    """Plain text for a table cell: one line, pipes escaped, no raw HTML."""
-    s = " ".join(str(text).split())
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    """Plain text for a table cell (:func:`evalkit.safe_text.markdown`): one line, controls visible, no
+    markup, no raw HTML."""
+    return safe_text.markdown(text, limit)
 
 
 def _code(text: object, limit: int = 80) -> str:
-    """An inline code span for a table cell (entities are not decoded inside code, so none are used)."""
-    s = " ".join(str(text).split()).replace("`", "'")
-    if len(s) > limit:
-        s = s[: limit - 1] + "…"
-    return "`" + s.replace("|", "\\|") + "`"
+    """An inline code span for a table cell (:func:`evalkit.safe_text.markdown_code`)."""
+    return safe_text.markdown_code(text, limit)
 
 
 def _num(v: float | None, pct: bool = False) -> str:

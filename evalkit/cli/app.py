@@ -30,14 +30,59 @@ app = typer.Typer(
 )
 
 
+VERSION_OF = ("mlflow", "mlflow-skinny", "duckdb", "litellm")  # shown by --version when installed
+
+
+def version_text() -> str:
+    """``evalkit <version>`` and the installed versions of the stack, from package metadata (nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(dist: str) -> str | None:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return None
+
+    parts = [f"evalkit {of('evalkit') or 'unknown'}"]
+    parts += [f"{dist} {v}" for dist in VERSION_OF if (v := of(dist)) is not None]
+    return "\n".join(parts)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(version_text())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", is_eager=True, callback=_version,
+                                 help="Print the versions of evalkit, mlflow, duckdb and litellm, and exit."),
+) -> None:
+    pass
+
+
 def _mount() -> None:
-    from evalkit.cli import batch_cmds, cache, mlflow_cmds, report_cmd, run, runs, show, tracing_cmds
+    from evalkit.cli import (
+        batch_cmds,
+        cache,
+        catalog,
+        init_cmd,
+        mlflow_cmds,
+        report_cmd,
+        run,
+        runs,
+        show,
+        tracing_cmds,
+    )
 
     app.command("run")(run.run)
     app.command("runs")(runs.runs)
     app.command("show")(show.show)
+    from evalkit.cli.doctor import doctor
+    app.command("doctor")(doctor)
     app.add_typer(cache.app, name="cache")
-    for module in (tracing_cmds, mlflow_cmds, report_cmd, batch_cmds):
+    for module in (tracing_cmds, mlflow_cmds, report_cmd, batch_cmds, catalog, init_cmd):
         module.register(app)
 
 
@@ -82,6 +127,9 @@ def _guard_exit(code: int) -> None:
 
 
 def main() -> None:
+    from evalkit.redact import redact_logs
+
+    redact_logs()
     _mount()
     try:
         _main()
@@ -97,7 +145,9 @@ def _main() -> None:
     try:
         rc = app(standalone_mode=False)
     except UserError as exc:
-        sys.stderr.write(f"error: {exc.format()}\n")
+        from evalkit.safe_text import one_line
+
+        sys.stderr.write("".join(f"error: {one_line(line)}\n" for line in exc.lines()))
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -8,6 +8,7 @@ import typer
 
 from evalkit.cli.common import JsonOpt, StoreOpt, console, print_json
 from evalkit.errors import UserError
+from evalkit.safe_text import terminal_line
 
 
 def status(
@@ -51,9 +52,9 @@ def status(
         line += f" · ETA {snap['eta_s']:.0f} s"
     if snap.get("tokens"):
         line += f" · tokens {snap['tokens']} · ${snap.get('cost_usd') or 0:.4f}"
-    console().print(line)
+    console().print(terminal_line(line))
     if snap.get("hint"):
-        console().print(snap["hint"])
+        console().print(terminal_line(snap["hint"]))
 
 
 def merge(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from evalkit.safe_text import json_dumps
 
 StoreOpt = Annotated[
     Path | None,
@@ -17,13 +18,18 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 
 def console(stderr: bool = False) -> Any:
+    """A rich console for the commands' output: no highlighting, no ``:emoji:`` codes (untrusted text
+    goes through :func:`evalkit.safe_text.terminal`). Into a pipe or a CI log, lines are not wrapped
+    at 80 columns (ids and commands stay whole and greppable); tables still fit the width."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, highlight=False, soft_wrap=not stream.isatty(), emoji=False)
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")
+    """``data`` as strict JSON on stdout (non-finite floats as null)."""
+    sys.stdout.write(json_dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def fmt(v: Any, digits: int = 3) -> str:

@@ -15,6 +15,7 @@ import typer
 
 from evalkit.cli.common import JsonOpt, StoreOpt, console, print_json
 from evalkit.errors import UserError
+from evalkit.safe_text import terminal_line
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -173,7 +174,7 @@ def sync(
         for rid, mid in report.logged.items():
             out.print(f"logged {rid} → MLflow run {mid}")
         for rid, err in report.failed.items():
-            out.print(f"[red]failed[/red] {rid}: {err}")
+            out.print(f"[red]failed[/red] {terminal_line(rid)}: {terminal_line(err)}")
         if report.pending:
             out.print(f"{len(report.pending)} more run(s) pending: run `evalkit sync` again when MLflow is back")
         if not (report.logged or report.failed):
@@ -190,16 +191,14 @@ def export(
     json_out: JsonOpt = False,
 ) -> None:
     """Export runs (DuckDB results and traces as Parquet, MLflow params/metrics/tags/artifacts) to a folder."""
+    from evalkit.store.db import default_store_path, open_store
     from evalkit.tracking.export_runs import export_runs
     from evalkit.tracking.uri import bounded_http
 
-    st = _open_store(store, read_only=True)
-    if st is None:
-        raise UserError("no store here yet: nothing to export (see --store)")
+    st = open_store(store or default_store_path(), read_only=True)  # says missing, locked or damaged
     try:
         c, uri = None, ""
         if not no_mlflow:
-            from evalkit.store.db import default_store_path
             from evalkit.tracking.uri import resolve_tracking_uri, sqlite_path
 
             uri = resolve_tracking_uri(store or default_store_path(), tracking_uri)

@@ -38,12 +38,14 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
             from rich.progress import Progress as RichProgress
 
+            from evalkit.safe_text import terminal_line
+
             self._bar = RichProgress(
                 TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]} cases/s"), TimeRemainingColumn(), TextColumn("{task.fields[extra]}"),
                 transient=True,
             )
-            self._task = self._bar.add_task(label, total=total, completed=done, rate="0", extra="")
+            self._task = self._bar.add_task(terminal_line(label), total=total, completed=done, rate="0", extra="")
             self._bar.start()
 
     def snapshot(self, status: str = "running") -> dict[str, Any]:

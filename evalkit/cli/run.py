@@ -33,6 +33,8 @@ def run(
     lower_bound: Annotated[bool, Opt("--lower-bound", help="Gate every threshold on its 95% interval bound.")] = False,
     baseline: Annotated[str | None, Opt(help="Compare to RUN_ID, 'last', 'best' or 'last-on-branch:BRANCH'.")] = None,
     fail_on_regression: Annotated[bool, Opt("--fail-on-regression", help="Fail on a significant drop vs --baseline.")] = False,
+    require_baseline: Annotated[bool, Opt("--require-baseline", help="Exit 2 when --baseline finds no earlier run "
+                                          "[default: a notice; the regression check is skipped, thresholds still gate].")] = False,
     min_effect: Annotated[float, Opt("--min-effect", help="Smallest drop that counts as a regression.")] = 0.0,
     max_error_rate: Annotated[float | None, Opt("--max-error-rate", help="Above this error rate (errored case runs: target "
                                                 "or scorer faults) exit 3 [default: suite's, else 0.05].")] = None,
@@ -60,11 +62,11 @@ def run(
 
     s = load_suite(suite)  # validates dataset, target and scorers before the store is touched
     for why in s.skipped:
-        console(stderr=True).print(f"[yellow]optional scorer {why}[/yellow]")
+        console(stderr=True).print(f"[yellow]optional scorer {escape(why)}[/yellow]")
     settings, explicit = resolve_settings({
         "concurrency": concurrency, "timeout_s": timeout, "repeats": repeat, "limit": limit,
         "thresholds": threshold or None, "lower_bound": lower_bound or None, "baseline": baseline,
-        "fail_on_regression": fail_on_regression or None, "min_effect": min_effect or None,
+        "fail_on_regression": fail_on_regression or None, "require_baseline": require_baseline or None, "min_effect": min_effect or None,
         "max_error_rate": max_error_rate, "junit": junit, "markdown": markdown, "json_file": json_file, "html": html,
         "resume": resume, "retry_errors": retry_errors, "shard": shard, "engine": engine, "ray_address": ray_address,
         "cache": False if no_cache else None, "tracing": False if no_trace else None,
@@ -124,9 +126,10 @@ def _print(run: Any, json_out: bool) -> None:
 
 
 def escape(text: str) -> str:
-    from rich.markup import escape as rich_escape
+    """Untrusted text for the console (see :func:`evalkit.safe_text.terminal`)."""
+    from evalkit.safe_text import terminal
 
-    return rich_escape(text)
+    return terminal(text)
 
 
 run.__doc__ = HELP

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from evalkit.cli.common import JsonOpt, StoreOpt, console, print_json
+from evalkit.safe_text import terminal
 
 
 def runs(
@@ -31,8 +32,9 @@ def runs(
     for r in rows:
         summ = r.get("summary") or {}
         t.add_row(
-            r["run_id"], r["suite"], r["status"], f"{r['started_at']:%Y-%m-%d %H:%M:%S}" if r["started_at"] else "",
-            str(summ.get("cases", r.get("cases_total") or "")), str(summ.get("errors", "")), r.get("target") or "",
-            (r.get("git_commit") or "")[:8],
+            terminal(r["run_id"]), terminal(r["suite"]), terminal(r["status"]),
+            f"{r['started_at']:%Y-%m-%d %H:%M:%S}" if r["started_at"] else "",
+            str(summ.get("cases", r.get("cases_total") or "")), str(summ.get("errors", "")),
+            terminal(r.get("target") or ""), terminal((r.get("git_commit") or "")[:8]),
         )
     console().print(t)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from evalkit.cli.common import JsonOpt, StoreOpt, console, fmt, print_json
+from evalkit.safe_text import terminal, terminal_line
 
 
 def load_run_cases(st: Any, run_id: str) -> list[dict[str, Any]]:
@@ -23,7 +24,7 @@ def score_cell(s: dict[str, Any] | None) -> str:
     if s.get("outcome") == "not_applicable":
         return "[dim]n/a[/dim]"
     if s.get("outcome") == "error":
-        return f"[yellow]error ({s.get('error_kind') or 'unknown'})[/yellow]"
+        return f"[yellow]error ({terminal_line(s.get('error_kind') or 'unknown')})[/yellow]"
     mark = "[green]" if s["passed"] is not False else "[red]"
     return f"{mark}{fmt(s['value'], 2)}[/]"
 
@@ -35,7 +36,7 @@ def outcome_cell(c: dict[str, Any]) -> str:
     if c["outcome"] == "errored":
         kind = c.get("error_kind") or next((s.get("error_kind") for s in c["scores"] if s.get("outcome") == "error"),
                                            None)
-        return f"[yellow]errored ({kind or 'unknown'})[/yellow]"
+        return f"[yellow]errored ({terminal_line(kind or 'unknown')})[/yellow]"
     return "[red]failed[/red]" if c["failed"] else "completed"
 
 
@@ -55,7 +56,6 @@ def show(
     json_out: JsonOpt = False,
 ) -> None:
     """Show a run's cases and scores, failures first (n/a: the scorer did not apply to the case)."""
-    from rich.markup import escape
     from rich.table import Table
 
     from evalkit.store.db import open_store
@@ -70,18 +70,18 @@ def show(
         return
     names = sorted({s["name"] for c in cases for s in c["scores"]})
     ledger = any(c["outcome"] != "completed" for c in cases)  # the column only when a case errored or was cancelled
-    t = Table(title=escape(f"run {run['run_id']} · {run['suite']} · {run['status']}"), title_justify="left")
+    t = Table(title=terminal_line(f"run {run['run_id']} · {run['suite']} · {run['status']}"), title_justify="left")
     t.add_column("case")
     if ledger:
         t.add_column("outcome")
     for n in names:
-        t.add_column(escape(n), justify="right")
+        t.add_column(terminal_line(n), justify="right")
     t.add_column("ms", justify="right")
     t.add_column("why")
     for c in cases:
         by = {s["name"]: s for s in c["scores"]}
         label = c["case_id"] + (f" #{c['repeat']}" if c["repeat"] else "")
         outcome = [outcome_cell(c)] if ledger else []
-        t.add_row(escape(label), *outcome, *(score_cell(by.get(n)) for n in names), fmt(c["latency_ms"], 1),
-                  escape(why(c)[:120]))
+        t.add_row(terminal(label), *outcome, *(score_cell(by.get(n)) for n in names), fmt(c["latency_ms"], 1),
+                  terminal(why(c), limit=120))
     console().print(t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from evalkit.cli.common import fmt, fmt_ci
+from evalkit.safe_text import terminal_line
 from evalkit.schema import RunSummary
 
 GATE_COLOURS = {"infra_error": "yellow"}  # passed is green; anything else (failed, incomplete, unknown) is red
@@ -20,22 +21,26 @@ def ledger_line(summary: RunSummary) -> str:
     return f"planned {summary.planned} · {line} · {missing}"
 
 
+def _ms(v: float | None) -> str:
+    """Milliseconds with one decimal, more for sub-millisecond agents (0.004, not 0.0)."""
+    return fmt(v, 1) if v is None or v >= 1 or v == 0 else f"{v:.2g}"
+
+
 def summary_table(summary: RunSummary) -> Any:
-    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=escape(f"{summary.suite} · run {summary.run_id} · {summary.status}"), title_justify="left")
+    t = Table(title=terminal_line(f"{summary.suite} · run {summary.run_id} · {summary.status}"), title_justify="left")
     for col in ("scorer", "mean", "95% CI", "pass rate", "95% CI ", "scored", "n/a", "errors"):
         t.add_column(col, justify="left" if col == "scorer" else "right")
     for s in summary.scorers:
         na = f"[dim]{s.not_applicable}[/dim]" if s.not_applicable else "0"
         errors = f"[yellow]{s.errors}[/yellow]" if s.errors else "0"
-        t.add_row(escape(s.name), fmt(s.mean), fmt_ci(s.mean_ci), fmt(s.pass_rate), fmt_ci(s.pass_rate_ci),
+        t.add_row(terminal_line(s.name), fmt(s.mean), fmt_ci(s.mean_ci), fmt(s.pass_rate), fmt_ci(s.pass_rate_ci),
                   str(s.scored), na, errors)
     t.caption = (
         f"{ledger_line(summary)}\n"
         f"cases {summary.cases} · errors {summary.errors} ({summary.error_rate:.1%}) · latency p50 "
-        f"{fmt(summary.latency_p50_ms, 1)} ms p95 {fmt(summary.latency_p95_ms, 1)} ms"
+        f"{_ms(summary.latency_p50_ms)} ms p95 {_ms(summary.latency_p95_ms)} ms"
         + (f" · tokens {summary.tokens_total} · ${summary.cost_usd_total:.4f}" if summary.tokens_total else "")
     )
     t.caption_justify = "left"
@@ -44,14 +49,12 @@ def summary_table(summary: RunSummary) -> Any:
 
 def gate_lines(gate: Any) -> list[str]:
     """The gate verdict as a few terminal lines (an unknown status is shown red: not passed)."""
-    from rich.markup import escape
-
     if gate is None:
         return []
     lines = []
     for c in gate.checks:
         mark = "[green]✓[/green]" if c.passed else "[red]✗[/red]"
-        lines.append(f"  {mark} {escape(c.message)}")
+        lines.append(f"  {mark} {terminal_line(c.message)}")
     if gate.baseline is not None:
         for m in gate.baseline.comparisons:
             if m.delta is None:
@@ -60,7 +63,7 @@ def gate_lines(gate: Any) -> list[str]:
             ci = f" [{m.ci[0]:+.3f}, {m.ci[1]:+.3f}]" if m.ci else ""
             p = f" p={m.p_adjusted if m.p_adjusted is not None else m.p_value:.3g}" if m.p_value is not None else ""
             flips = f" flipped: {len(m.to_fail)}→fail {len(m.to_pass)}→pass" if (m.to_fail or m.to_pass) else ""
-            lines.append(f"  {flag} {escape(f'{m.scorer}/{m.metric} Δ {m.delta:+.3f}{ci}{p}{flips}')}")
+            lines.append(f"  {flag} {terminal_line(f'{m.scorer}/{m.metric} Δ {m.delta:+.3f}{ci}{p}{flips}')}")
     colour = "green" if gate.status == "passed" and gate.passed else GATE_COLOURS.get(gate.status, "red")
-    lines.append(f"[bold {colour}]gate {escape(str(gate.status))}[/bold {colour}]: {escape(str(gate.reason))}")
+    lines.append(f"[bold {colour}]gate {terminal_line(gate.status)}[/bold {colour}]: {terminal_line(gate.reason)}")
     return lines

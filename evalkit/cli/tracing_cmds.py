@@ -22,10 +22,10 @@ def _ms(v: Any) -> str:
 
 def _outcome(r: dict[str, Any]) -> str:
     """A case's outcome as a cell: ``error (<kind>)``, cancelled, fail (a score failed or a span errored) or ok."""
-    from rich.markup import escape
+    from evalkit.safe_text import terminal_line
 
     if r["outcome"] == "errored":
-        return f"[red]error ({escape(r['error_kind'] or 'scorer')})[/]"
+        return f"[red]error ({terminal_line(r['error_kind'] or 'scorer')})[/]"
     if r["outcome"] == "cancelled":
         return "[dim]cancelled[/]"
     return "[red]fail[/]" if r["failed"] else "ok"
@@ -41,9 +41,9 @@ def traces(
     json_out: JsonOpt = False,
 ) -> None:
     """A run's cases with their traces: failed and slowest first, with durations, tokens, tools and errors."""
-    from rich.markup import escape
     from rich.table import Table
 
+    from evalkit.safe_text import terminal, terminal_line
     from evalkit.store.db import open_store
     from evalkit.tracing.queries import case_traces
 
@@ -54,7 +54,7 @@ def traces(
     if json_out:
         print_json({"run_id": run["run_id"], "cases": rows})
         return
-    t = Table(title=f"traces of run {run['run_id']} · {run['suite']}", title_justify="left")
+    t = Table(title=terminal_line(f"traces of run {run['run_id']} · {run['suite']}"), title_justify="left")
     for col, just in (("case", "left"), ("status", "left"), ("duration", "right"), ("spans", "right"),
                       ("tools", "right"), ("llm", "right"), ("tokens in/out", "right"), ("slowest span", "left"),
                       ("errors / failed scores", "left")):
@@ -62,18 +62,19 @@ def traces(
     for r in rows:
         case = r["case_id"] + (f" #{r['repeat']}" if r["repeat"] else "")
         status = _outcome(r)
-        slow = f"{escape(r['slowest_span'])} ({_ms(r['slowest_span_ms'])})" if r["slowest_span"] else ""
+        slow = f"{terminal_line(r['slowest_span'])} ({_ms(r['slowest_span_ms'])})" if r["slowest_span"] else ""
         problems = [p for p in (r["error"], r["errors"], r["failed_scores"]) if p]
-        t.add_row(escape(case), status, _ms(r["duration_ms"]), str(r["spans"]), str(r["tool_calls"]), str(r["llm_calls"]),
-                  f"{r['input_tokens']}/{r['output_tokens']}", slow, escape("; ".join(problems))[:120])
+        t.add_row(terminal(case), status, _ms(r["duration_ms"]), str(r["spans"]), str(r["tool_calls"]),
+                  str(r["llm_calls"]), f"{r['input_tokens']}/{r['output_tokens']}", slow,
+                  terminal("; ".join(str(p) for p in problems), limit=120))
     out = console()
     out.print(t)
     if rows:
-        out.print(f"tree of one case: evalkit trace {run['run_id']} {rows[0]['case_id']}")
+        out.print(f"tree of one case: evalkit trace {terminal_line(run['run_id'])} {terminal_line(rows[0]['case_id'])}")
 
 
 def _label(node: SpanNode) -> str:
-    from rich.markup import escape
+    from evalkit.safe_text import terminal_line as escape
 
     r = node.row
     a = node.attributes
@@ -104,7 +105,7 @@ def _label(node: SpanNode) -> str:
 
 
 def _verdicts(node: SpanNode) -> list[str]:
-    from rich.markup import escape
+    from evalkit.safe_text import terminal_line as escape
 
     out = []
     for ev in node.events:
@@ -117,7 +118,7 @@ def _verdicts(node: SpanNode) -> list[str]:
         why = a.get("gen_ai.evaluation.explanation")
         text = f"{mark} [bold]{escape(str(a.get('gen_ai.evaluation.name')))}[/]"
         if value is not None:
-            text += f" = {value:g}"
+            text += f" = {value:g}" if isinstance(value, int | float) else f" = {escape(value)}"
         if label:
             text += f" ({escape(str(label))})"
         if why:
@@ -143,9 +144,9 @@ def trace(
     json_out: JsonOpt = False,
 ) -> None:
     """One case's trace as a tree: durations, models, tokens, tools, errors and the judges' verdicts."""
-    from rich.markup import escape
     from rich.tree import Tree
 
+    from evalkit.safe_text import terminal_line as escape
     from evalkit.store.db import open_store
     from evalkit.tracing.queries import case_trace
 
@@ -157,7 +158,7 @@ def trace(
         return
     status = {"completed": "[green]ok[/]", "cancelled": "[dim]cancelled[/]"}.get(
         case["outcome"], f"[red]error ({escape(case['error_kind'] or 'scorer')})[/]")
-    top = Tree(f"case [bold]{escape(case['case_id'])}[/] #{case['repeat']} · {status} · trace {case['trace_id']}")
+    top = Tree(f"case [bold]{escape(case['case_id'])}[/] #{case['repeat']} · {status} · trace {escape(case['trace_id'])}")
     if not roots:
         top.add("[yellow]no spans stored for this trace[/]")
 
@@ -201,12 +202,15 @@ def sql(
         print_json([dict(zip(cols, r, strict=True)) for r in data])
         return
     if csv_out:
+        from evalkit.safe_text import csv_row
+
         w = csv.writer(sys.stdout, lineterminator="\n")
-        w.writerow(cols)
-        w.writerows(data)
+        w.writerow(csv_row(cols))
+        w.writerows(csv_row(r) for r in data)
         return
-    from rich.markup import escape
     from rich.table import Table
+
+    from evalkit.safe_text import terminal as escape
 
     t = Table(caption=f"{len(data)} row{'s' if len(data) != 1 else ''}", caption_justify="left")
     for c in cols:
@@ -220,21 +224,31 @@ def collect(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (4318 is the OTLP/HTTP default; 0 picks a free one).", min=0)] = 4318,
     store: StoreOpt = None,
+    token: Annotated[str | None, typer.Option(
+        help="Require 'Authorization: Bearer TOKEN' on every request [env EVALKIT_COLLECT_TOKEN, preferred].",
+        show_default=False)] = None,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Allow a non-loopback --host without a token.")] = False,
+    max_spans: Annotated[int | None, typer.Option(
+        "--max-spans", help="Spans one request may carry (more: 413) [default: 10000].", min=1)] = None,
 ) -> None:
     """Receive OTLP/HTTP spans (POST /v1/traces, protobuf or JSON, gzip) into the store until Ctrl-C.
 
-    DuckDB has one writer process: run this when no `evalkit run` holds the store.
+    DuckDB has one writer process: run this when no `evalkit run` holds the store. Spans of traces
+    no running case owns land in the `unattributed_spans` table.
     """
     import signal
     import threading
 
     from evalkit.store.db import open_store
-    from evalkit.tracing.receiver import start_receiver
+    from evalkit.tracing.intake import Limits
+    from evalkit.tracing.receiver import check_bind, is_loopback, start_receiver
 
+    token = check_bind(host, token, insecure)  # before the store is opened
+    limits = Limits() if max_spans is None else Limits(max_spans=max_spans)
     stop = threading.Event()
     with open_store(store) as st:
         try:
-            rx = start_receiver(st, host, port)
+            rx = start_receiver(st, host, port, token=token, insecure=insecure, limits=limits)
         except OSError as exc:
             from evalkit.errors import UserError
 
@@ -242,13 +256,16 @@ def collect(
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         err = console(stderr=True)
-        err.print(f"evalkit collect: receiving OTLP spans at {rx.url} into {st.path} (Ctrl-C to stop)")
+        auth = "bearer token required" if rx.token_required else "no token"
+        err.print(f"evalkit collect: receiving OTLP spans at {rx.url} into {st.path} ({auth}; Ctrl-C to stop)")
+        if not rx.token_required and not is_loopback(host):
+            err.print("evalkit collect: warning: --insecure: anyone who can reach this port can write spans")
         try:
             while not stop.wait(0.5):
                 pass
         finally:
             rx.close()
-        err.print(f"evalkit collect: stopped after {rx.received} spans")
+        err.print(f"evalkit collect: stopped after {rx.received} spans ({rx.ingest.unattributed} unattributed)")
 
 
 def register(app: typer.Typer) -> None:

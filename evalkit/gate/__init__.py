@@ -3,6 +3,7 @@
 from evalkit.gate.baseline import (
     BaselineComparison,
     MetricComparison,
+    NoBaseline,
     compare_runs,
     load_scores,
     resolve_baseline,
@@ -34,6 +35,7 @@ __all__ = [
     "GateResult",
     "GateStatus",
     "MetricComparison",
+    "NoBaseline",
     "Threshold",
     "ThresholdCheck",
     "check_thresholds",

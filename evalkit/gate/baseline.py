@@ -187,6 +187,10 @@ def _primary_mean(summary: Any) -> float:
     return float("-inf")
 
 
+class NoBaseline(UserError):
+    """A keyword baseline (``last``, ``best``, ``last-on-branch:…``) found no earlier run: a first build."""
+
+
 def resolve_baseline(store: Store, spec: str, *, suite: str, exclude_run_id: str | None = None) -> str:
     """The run id meant by ``--baseline``: a run id (or unique prefix), ``last``, ``best`` or
     ``last-on-branch:BRANCH``. Only completed runs of ``suite`` are candidates for the keywords.
@@ -214,10 +218,8 @@ def resolve_baseline(store: Store, spec: str, *, suite: str, exclude_run_id: str
 
         rows = [r for r in rows if branch_of(r) == branch]
     if not rows:
-        raise UserError(
-            f"--baseline {spec}: no completed run of suite '{suite}' to compare with; "
-            "run the suite once on the baseline first, or pass a run id (see `evalkit runs`)"
-        )
+        raise NoBaseline(f"--baseline {spec}: no completed run of suite '{suite}' to compare with; run the suite "
+                         "there first, or pass a run id (see `evalkit runs`)")
     if spec == "best":
 
         def score(r: dict[str, Any]) -> float:

@@ -87,6 +87,7 @@ def judge_scorer(
         )
 
     score.__name__ = f"judge_{jd.name}"
+    score.judge_name = jd.name  # type: ignore[attr-defined]  # scores are named after the judge file's name:
     score.model = chosen  # type: ignore[attr-defined]  # read by optional-scorer pre-flight checks
     return score
 

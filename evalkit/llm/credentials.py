@@ -31,3 +31,12 @@ def has_credentials(model: str) -> bool:
         return True
     keys = PROVIDER_KEYS.get(provider)
     return True if keys is None else any(os.environ.get(k) for k in keys)
+
+
+def missing_credentials_hint(model: str) -> str | None:
+    """None when ``model`` has credentials, else which variable to set (one clause, for an error line)."""
+    if has_credentials(model):
+        return None
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    keys = " or ".join(PROVIDER_KEYS.get(provider, ()))
+    return f"set {keys} (or EVALKIT_API_KEY; EVALKIT_API_BASE for a local OpenAI-compatible server)"

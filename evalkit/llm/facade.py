@@ -19,8 +19,9 @@ from evalkit import context
 from evalkit.llm import cache as _cache
 from evalkit.llm import events, limiter, mock
 from evalkit.llm.config import settings
-from evalkit.llm.retry import backoff_delay, parse_retry_after, scrub
+from evalkit.llm.retry import backoff_delay, parse_retry_after
 from evalkit.llm.types import CallRecord, Completion, ModelError
+from evalkit.redact import redact
 from evalkit.schema import Usage
 
 _log = logging.getLogger(__name__)
@@ -382,7 +383,7 @@ def classify(exc: Exception, model: str, api_key: str | None = None) -> ModelErr
     else:
         kind = "unknown"
     retry_after = parse_retry_after(_headers(exc)) if kind == "rate_limited" or status == 503 else None
-    message = scrub(f"{model}: {type(exc).__name__}: {exc}", [api_key])
+    message = redact(f"{model}: {type(exc).__name__}: {exc}", [api_key])
     if len(message) > 600:
         message = message[:600] + "..."
     return ModelError(kind, message, status=status, retry_after=retry_after)

@@ -1,11 +1,9 @@
-"""Backoff delays, ``Retry-After`` parsing and secret scrubbing for retried calls."""
+"""Backoff delays and ``Retry-After`` parsing for retried calls."""
 
 from __future__ import annotations
 
-import os
 import random
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -46,29 +44,3 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL)", re.I)
-_SECRET_PATTERNS = [
-    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9_\-\.=]{8,}"),
-    re.compile(r"(?i)(api[_-]?key['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}]{6,}"),
-]
-
-
-def secret_values(extra: Iterable[str | None] = ()) -> list[str]:
-    """Values that must never be shown: explicit ones plus secret-looking environment variables."""
-    vals = {v for v in extra if v and len(v) >= 4}
-    for name, value in os.environ.items():
-        if _SECRET_ENV.search(name) and value and len(value) >= 6:
-            vals.add(value)
-    return sorted(vals, key=len, reverse=True)
-
-
-def scrub(text: str, extra: Iterable[str | None] = ()) -> str:
-    """``text`` with API keys and bearer tokens replaced by ``***``."""
-    for value in secret_values(extra):
-        text = text.replace(value, "***")
-    text = _SECRET_PATTERNS[0].sub("sk-***", text)
-    text = _SECRET_PATTERNS[1].sub(r"\1 ***", text)
-    return _SECRET_PATTERNS[2].sub(r"\1***", text)

@@ -51,9 +51,9 @@ def write_outputs(store: Store, run: FinishedRun, settings: RunSettings) -> None
             write_markdown(settings.markdown, run.summary, run.gate, cases)
         write_github_summary(render_markdown(run.summary, run.gate, cases))
     if settings.json_file:
-        import json
+        from evalkit.safe_text import json_dumps
 
-        settings.json_file.write_text(json.dumps({
+        settings.json_file.write_text(json_dumps({
             "run_id": run.run_id, "summary": run.summary.model_dump(mode="json"),
             "gate": run.gate.model_dump(mode="json"), "cases": cases}, indent=2, default=str))
     if settings.html:

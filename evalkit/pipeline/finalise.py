@@ -37,14 +37,16 @@ def cancel_unstarted(store: Store, run_id: str, keys: Iterable[tuple[Case, int]]
     return len(results)
 
 
-def finalise(store: Store, run_id: str, suite: str, *, planned: int | None, engine: RunOutcome) -> RunSummary:
-    """Aggregate a run from the store, decide its status from the engine and the ledger, and record both."""
+def finalise(store: Store, run_id: str, suite: str, *, planned: int | None, engine: RunOutcome,
+             notes: Sequence[str] = ()) -> RunSummary:
+    """Aggregate a run from the store, decide its status from the engine and the ledger, and record both
+    (``notes``: the plan's notices, kept in the summary before the engine's failures)."""
     run = store.get_run(run_id)
     cases, scores = reads.case_frame(store, run_id), reads.score_frame(store, run_id)
     ended = datetime.now(UTC)
     summary = summarise(run_id, suite, cases, scores, status=engine.status, planned=planned,
                         started_at=run["started_at"], ended_at=ended)
-    notes = list(engine.failures)
+    notes = [*notes, *engine.failures]
     if summary.missing:
         notes.append(f"{summary.missing} of {planned} planned case × repeats have no result")
     status = "failed" if summary.missing or engine.status == "failed" else engine.status

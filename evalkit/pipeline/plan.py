@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from evalkit.errors import UserError
 from evalkit.pipeline.settings import PLAN_KEYS, RunSettings
+from evalkit.redact import redact_value
 from evalkit.schema import Case
 from evalkit.store.db import Store
 from evalkit.suite import Suite
@@ -37,6 +38,7 @@ class Plan:
     mode: Literal["new", "resume", "retry_errors"] = "new"
     skip: set[tuple[str, int]] = field(default_factory=set)  # case × repeats already done (a continued run)
     config: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # told to the user with the run's result
 
     @property
     def planned(self) -> int:
@@ -66,17 +68,14 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
         settings = _inherit(settings, explicit, previous)
     thresholds = plan_thresholds(suite, settings)
     cases = _select(suite, settings)
-    baseline_id = None
-    if settings.baseline:
-        if store is None:
-            raise UserError("--baseline needs a store to find the baseline run in")
-        from evalkit.gate import resolve_baseline
-
-        baseline_id = resolve_baseline(store, settings.baseline, suite=suite.name, exclude_run_id=run_id)
+    baseline_id, notes = find_baseline(store, settings, suite.name, run_id)
+    partial = partial_reason(settings)
+    if partial is not None and mode == "new" and settings.shard:
+        notes.append(f"{partial}: its gate covers this slice only; `evalkit merge` gates the whole run")
     target = suite.target
     return Plan(
         run_id=run_id, suite=suite, settings=settings, cases=cases, thresholds=thresholds, door=door,
-        baseline_id=baseline_id, mode=mode,  # type: ignore[arg-type]
+        baseline_id=baseline_id, mode=mode, notes=notes,  # type: ignore[arg-type]
         config={
             **(config or {}),
             "door": door,
@@ -88,8 +87,36 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
             "scorers": [s.config | {"as": s.name} for s in suite.scorers],
             "engine": settings.engine,
             "settings": settings.plan_part(),
+            "partial": partial,
         },
     )
+
+
+def find_baseline(store: Store | None, settings: RunSettings, suite: str, run_id: str) -> tuple[str | None, list[str]]:
+    """The baseline run id ``--baseline`` names, and notices: on a first build a keyword baseline that finds
+    no run is a notice (the regression check is skipped) unless ``require_baseline``."""
+    if not settings.baseline:
+        return None, []
+    if store is None:
+        raise UserError("--baseline needs a store to find the baseline run in")
+    from evalkit.gate import NoBaseline, resolve_baseline
+
+    try:
+        return resolve_baseline(store, settings.baseline, suite=suite, exclude_run_id=run_id), []
+    except NoBaseline as exc:
+        if settings.require_baseline:
+            raise
+        return None, [f"{exc.message.split(';')[0]}: the regression check is skipped, thresholds still gate "
+                      "(--require-baseline makes this an error)"]
+
+
+def partial_reason(settings: RunSettings) -> str | None:
+    """Why a run covers only part of its suite (a shard, a --limit), else None: partial runs are not ranked."""
+    if settings.shard:
+        return f"shard {settings.shard}"
+    if settings.limit:
+        return f"first {settings.limit} cases (--limit)"
+    return None
 
 
 def _continued_run(suite: Suite, settings: RunSettings, store: Store | None) -> dict[str, Any] | None:
@@ -185,5 +212,6 @@ def start_run(plan: Plan, store: Store) -> None:
         "target": target.name if target else None, "dataset_path": str(dataset) if dataset else None,
         "dataset_sha256": file_sha256(dataset) if dataset and dataset.is_file() else None,
         "cases_total": plan.planned, "repeats": plan.settings.repeats, "concurrency": plan.settings.concurrency,
-        "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(), "config": plan.config,
+        "git_commit": commit, "git_dirty": dirty, "evalkit_version": evalkit_version(),
+        "config": redact_value(plan.config),
     })

@@ -96,14 +96,14 @@ def close_run(store: Store, plan: Plan, outcome: RunOutcome) -> FinishedRun:
                          "run interrupted before it started")
     return finish(store, plan.run_id, plan.suite.name, planned=plan.planned, outcome=outcome, settings=plan.settings,
                   thresholds=plan.thresholds, baseline_id=plan.baseline_id, suite_file=plan.suite.path,
-                  resume_command=plan.resume_command())
+                  resume_command=plan.resume_command(), notes=plan.notes)
 
 
 def finish(store: Store, run_id: str, suite: str, *, planned: int | None, outcome: RunOutcome, settings: RunSettings,
            thresholds: list[Any], baseline_id: str | None = None, suite_file: Path | None = None,
-           resume_command: str | None = None) -> FinishedRun:
+           resume_command: str | None = None, notes: Sequence[str] = ()) -> FinishedRun:
     """Finalise (ledger and summary) and conclude (gate, outputs, tracking): the shared end of every door."""
-    summary = finalise(store, run_id, suite, planned=planned, engine=outcome)
+    summary = finalise(store, run_id, suite, planned=planned, engine=outcome, notes=notes)
     return conclude(store, summary, settings=settings, thresholds=thresholds, baseline_id=baseline_id,
                     suite_file=suite_file, resume_command=resume_command)
 

@@ -45,6 +45,7 @@ class RunSettings(RunDefaults):
     lower_bound: bool = False
     baseline: str | None = None
     fail_on_regression: bool = False
+    require_baseline: bool = False  # a keyword baseline that finds no run is exit 2, not a notice
     min_effect: float = Field(default=0.0, ge=0)
     resume: str | None = None
     retry_errors: str | None = None

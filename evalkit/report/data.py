@@ -8,6 +8,7 @@ case row), repeated strings (tags, span names, models, tools, error types) are i
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,10 @@ def run_meta(store: Store, run: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _finite(v: Any) -> bool:
+    return v is not None and math.isfinite(float(v))
+
+
 def _str(v: Any) -> str | None:
     return None if v is None else str(v)
 
@@ -240,13 +245,13 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
             continue
         j = col[s["name"]]
         ok = s["outcome"] == "ok"
-        val[j][i] = s["value"] if ok else None
+        val[j][i] = s["value"] if ok and _finite(s["value"]) else None  # a NaN stored by an older evalkit: no value
         passed[j][i] = None if s["passed"] is None or not ok else int(bool(s["passed"]))
         serr[j][i] = clip(s["error"])
         sout[j][i] = strings(s["outcome"])
         skind[j][i] = strings(s["error_kind"]) if s["outcome"] == "error" else None
         why[j][i] = clip(s["rationale"])
-        if ok and s["value"] is not None:
+        if ok and val[j][i] is not None:
             is_bool[s["name"]] = is_bool.get(s["name"], True) and bool(s["is_bool"])
         meta = s["metadata"]
         if isinstance(meta, dict) and meta.get("judge"):

@@ -2,7 +2,8 @@
 
 Untrusted text reaches the page only inside the JSON data block, where ``<``, ``>``, ``&`` and the
 JavaScript line separators are ``\\u``-escaped, so nothing in it can close the ``<script>`` element; the
-script then writes every string with ``textContent``. The CSP allows exactly the one inline script and
+script then writes every string with ``textContent`` (the renderers in :mod:`evalkit.report.html` first
+make control and bidi characters visible: :func:`evalkit.safe_text.displayable`). The CSP allows exactly the one inline script and
 the one inline style (by SHA-256), images only from ``data:``, and nothing else: the page makes no
 network request. Large payloads are gzipped and base64-encoded; the page inflates them with the
 browser's ``DecompressionStream``.
@@ -13,10 +14,9 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import html
-import json
 from typing import Any
 
+from evalkit import safe_text
 from evalkit.report.assets import SCRIPT, STYLE
 
 COMPRESS_OVER = 1_000_000  # bytes of JSON above which the data block is gzipped
@@ -24,8 +24,9 @@ _ESCAPES = (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\
 
 
 def json_for_script(data: Any) -> str:
-    """JSON that is safe inside a ``<script>`` element (and equal to ``json.dumps`` once parsed)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    """JSON that is safe inside a ``<script>`` element (and equal to ``json.dumps`` once parsed; a non-finite
+    float, which JSON cannot hold, is null)."""
+    text = safe_text.json_dumps(data, ensure_ascii=False, separators=(",", ":"))
     for char, escaped in _ESCAPES:  # str.replace is much faster than str.translate on a large payload
         text = text.replace(char, escaped)
     return text
@@ -58,7 +59,7 @@ def page(title: str, data: Any, *, compress: bool | None = None) -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{csp()}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="referrer" content="no-referrer">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{safe_text.html(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         '<div id="app"><p class="loading">Loading report…</p></div>\n'
         f"{block}\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from evalkit.report.compare import compare_payload
 from evalkit.report.data import run_payload
 from evalkit.report.embed import page
+from evalkit.safe_text import displayable
 
 if TYPE_CHECKING:
     from evalkit.store.db import Store
@@ -15,13 +16,13 @@ if TYPE_CHECKING:
 
 def render_run(store: Store, run_id: str, *, compress: bool | None = None) -> str:
     """The HTML report of one run (``compress``: None gzips the data only when it is large)."""
-    data = run_payload(store, run_id)
+    data = displayable(run_payload(store, run_id))  # control characters shown, never obeyed; no NaN
     return page(f"evalkit · {data['run']['suite']} · {data['run']['run_id']}", data, compress=compress)
 
 
 def render_compare(store: Store, run_a: str, run_b: str, *, compress: bool | None = None) -> str:
     """The HTML diff of run B (candidate) against run A (baseline)."""
-    data = compare_payload(store, run_a, run_b)
+    data = displayable(compare_payload(store, run_a, run_b))
     return page(f"evalkit diff · {data['a']['run_id']} → {data['b']['run_id']}", data, compress=compress)
 
 

@@ -317,7 +317,7 @@ class BoundScorer:
                 if not s.name or s.name == "_" or len(res) == 1:
                     s = s.model_copy(update={"name": self.name})
                 if isinstance(s.value, float) and not math.isfinite(s.value):
-                    s = Score.failure(s.name, "scorer_exception", f"scorer returned a Score with value {s.value}")
+                    s = Score.failure(s.name, "scorer_exception", f"scorer returned a Score with value {s.value}: not a finite number")
                 if s.passed is None and s.value is not None and self.threshold is not None:
                     s = s.model_copy(update={"passed": float(s.value) >= self.threshold})
                 out.append(s)
@@ -397,7 +397,7 @@ def _bind(res: _Resolved, name: str, args: dict[str, Any], *, config: dict[str, 
         raise UserError(f"scorer '{name}': {describe_exception(exc)}") from None
     if not callable(fn):
         raise UserError(f"scorer '{name}': the factory returned {type(fn).__name__}, not a score function")
-    score_name = str(alias or res.score_name)
+    score_name = str(alias or getattr(fn, "judge_name", None) or res.score_name)
     model = getattr(fn, "model", None)
     if optional and isinstance(model, str):
         from evalkit.llm.credentials import has_credentials

@@ -5,13 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.errors import StoreError, UserError
+from evalkit.errors import StoreCorrupt, StoreError, StoreLocked, UserError
+from evalkit.store import large_values
 from evalkit.store.migrations import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -32,47 +34,211 @@ def default_store_path() -> Path:
     return Path(env) if env else Path(DEFAULT_WORKSPACE) / "evalkit.duckdb"
 
 
-def _explain(exc: Exception, path: Path) -> str:
-    text = str(exc)
+MEMORY_ENV = "EVALKIT_STORE_MEMORY"
+DEFAULT_MEMORY = "128MB"
+MIN_MEMORY = 8 * 2**20
+EVALKIT_TABLES = frozenset({"runs", "case_results", "scores", "spans"})
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+_DAMAGE = ("corrupt", "checksum", "could not read enough bytes", "not a valid duckdb database", "deserializ")
+_OUT_OF_MEMORY = ("out of memory", "failed to pin", "could not allocate")
+
+
+def memory_limit() -> tuple[str, int]:
+    """The writer's DuckDB memory limit from ``$EVALKIT_STORE_MEMORY`` (default 128MB): as given, and in bytes."""
+    text = os.environ.get(MEMORY_ENV, "").strip() or DEFAULT_MEMORY
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-zA-Z]*)", text)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _UNITS:
+        raise UserError(f"{MEMORY_ENV}={text!r}: give a size such as 256MB or 1GB")
+    size = int(float(m.group(1)) * _UNITS[unit])
+    if size < MIN_MEMORY:
+        raise UserError(f"{MEMORY_ENV}={text!r}: the store needs at least 8MB")
+    return text, size
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_damage(text: str) -> bool:
     low = text.lower()
-    if "lock" in low:
-        return f"{path}: the store is locked by another process ({text.splitlines()[0]}); wait for it or use --store"
+    return any(k in low for k in _DAMAGE)
+
+
+def _corrupt(path: Path, what: str) -> StoreCorrupt:
+    err = StoreCorrupt(f"{path}: the store file is damaged ({what}); `evalkit doctor --store {path}` checks it "
+                       "and says how to recover")
+    err.reason = what
+    return err
+
+
+def store_error(exc: BaseException, path: Path) -> StoreError:
+    """A DuckDB or OS failure on the store as one typed, one-line error (corrupt, locked, out of memory …)."""
+    return _known_fault(exc, path) or StoreError(f"{path}: cannot open the store: {_first_line(exc)}")
+
+
+def _known_fault(exc: BaseException, path: Path) -> StoreError | None:
+    """The failure when it is the file's or the machine's (damage, lock, memory, permissions, disk), else None."""
+    first = _first_line(exc)
+    low = str(exc).lower()
+    if _is_damage(low):
+        return _corrupt(path, first)
+    if "could not set lock" in low or "conflicting lock" in low:
+        return StoreLocked(f"{path}: the store is locked by another process ({first}); wait for it or use --store")
+    if any(k in low for k in _OUT_OF_MEMORY):
+        limit = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+        return StoreError(f"{path}: the store ran out of memory ({MEMORY_ENV}={limit}; {first}); "
+                          f"raise {MEMORY_ENV}, e.g. to 512MB")
     if "read-only" in low or "permission" in low:
-        return f"{path}: the store is not writable ({text.splitlines()[0]})"
+        return StoreError(f"{path}: the store is not writable ({first})")
     if "no space" in low or "errno 28" in low:
-        return f"{path}: disk full while writing the store"
-    return f"{path}: cannot open the store: {text.splitlines()[0] if text else type(exc).__name__}"
+        return StoreError(f"{path}: disk full while writing the store")
+    return None
+
+
+class GuardedConnection:
+    """The DuckDB connection as other modules see it: a damaged file raises :class:`StoreCorrupt`, not a DuckDB error."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self._con, self._path = con, path
+
+    def _guard(self, exc: Exception) -> None:
+        if _is_damage(str(exc)):
+            raise _corrupt(self._path, _first_line(exc)) from None
+
+    def execute(self, sql: str, params: Params = None) -> GuardedConnection:
+        try:
+            self._con.execute(sql, params or [])
+        except Exception as exc:
+            self._guard(exc)
+            raise
+        return self
+
+    @property
+    def description(self) -> Any:
+        return self._con.description
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return self._con.fetchall()
+        except Exception as exc:
+            self._guard(exc)
+            raise
+
+    def fetchone(self) -> Any:
+        try:
+            return self._con.fetchone()
+        except Exception as exc:
+            self._guard(exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._con, name)
 
 
 class Store:
-    """One DuckDB connection to the workspace store. The process that opens it writable owns it."""
+    """One DuckDB connection to the workspace store. The process that opens it writable owns it.
+
+    Every failure is a :class:`StoreError` naming the file: :class:`StoreCorrupt` for a damaged file,
+    :class:`StoreLocked` when another process writes it, a newer or unknown schema in plain words.
+    """
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
-        import duckdb
-
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no store here yet; run `evalkit run` first or pass --store")
-        try:
-            if not read_only:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # DuckDB would cache up to 80 % of RAM; the writer's buffer pool is bounded so long runs stay
-            # flat (blocks spill to the database file). Readers (sql, reports) keep DuckDB's default.
-            config: dict[str, str | bool | int | float | list[str]] = (
-                {} if read_only else {"memory_limit": os.environ.get("EVALKIT_STORE_MEMORY", "128MB")}
-            )
-            self.con: duckdb.DuckDBPyConnection = duckdb.connect(str(self.path), read_only=read_only, config=config)
-        except (duckdb.Error, OSError) as exc:
-            raise StoreError(_explain(exc, self.path)) from None
+        self._memory = ("", 0) if read_only else memory_limit()
+        self.inline_limit = large_values.inline_limit(self._memory[1]) if not read_only else 0
         if not read_only:
-            self._migrate()
+            with contextlib.suppress(OSError):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = self._connect()
+        try:
+            self._check_size()
+            if read_only:
+                self._schema_version()
+            else:
+                self._migrate()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._con.close()
+            raise
+
+    @property
+    def con(self) -> GuardedConnection:
+        """The connection, for ad-hoc queries (``evalkit sql``)."""
+        return GuardedConnection(self._con, self.path)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        """Open the file. The writer's buffer pool is bounded (``$EVALKIT_STORE_MEMORY``), spilling to
+        ``<store>.tmp``; readers keep DuckDB's default. A log left by a crash is checkpointed at once with
+        the limit lifted, so a store that outgrew the limit is never left unopenable for writers."""
+        import duckdb
+
+        if self.read_only:
+            config: dict[str, str | bool | int | float | list[str]] = {}
+        else:
+            config = {"memory_limit": self._memory[0]}
+            if str(self.path) != ":memory:":
+                config["temp_directory"] = f"{self.path}.tmp"
+        try:
+            try:
+                con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
+            except duckdb.Error as exc:
+                if self.read_only or not any(k in str(exc).lower() for k in _OUT_OF_MEMORY):
+                    raise
+                config.pop("memory_limit")  # replaying a large log: unbounded, then bounded again
+                con = duckdb.connect(str(self.path), config=config)
+                con.execute(f"SET memory_limit = '{self._memory[1]}B'")
+            if not self.read_only and Path(f"{self.path}.wal").exists():
+                self._checkpoint(con)
+        except (duckdb.Error, OSError) as exc:
+            raise store_error(exc, self.path) from None
+        return con
+
+    def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Checkpoint with the memory limit lifted (it rewrites whole row groups, old large values included)."""
+        con.execute("RESET memory_limit")
+        try:
+            con.execute("CHECKPOINT")
+        finally:
+            con.execute(f"SET memory_limit = '{self._memory[1]}B'")
+
+    def _recover(self) -> None:
+        """After a FATAL DuckDB error (an autocheckpoint out of memory): reopen, and checkpoint unbounded."""
+        with contextlib.suppress(Exception):
+            self._con.close()
+        self._con = self._connect()
+        import duckdb
+
+        try:
+            self._checkpoint(self._con)
+        except duckdb.Error as exc:
+            raise store_error(exc, self.path) from None
+
+    def _check_size(self) -> None:
+        """A file shorter than its used blocks was cut short (a copy, a full disk). Only the used blocks count:
+        free ones at the end may never have been written. Skipped while a log is pending (blocks in memory)."""
+        if str(self.path) == ":memory:" or Path(f"{self.path}.wal").exists():
+            return
+        try:
+            row = self._con.execute("PRAGMA database_size").fetchone()
+            size = self.path.stat().st_size
+        except Exception as exc:
+            raise store_error(exc, self.path) from None
+        if row is not None and isinstance(row[2], int) and isinstance(row[4], int):  # block size, used blocks
+            expected = 3 * 4096 + row[2] * row[4]
+            if size < expected:
+                raise _corrupt(self.path, f"truncated: {size} bytes, its {row[4]} used blocks need {expected}")
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         with self._lock:
-            self.con.close()
+            self._con.close()
 
     def __enter__(self) -> Store:
         return self
@@ -80,47 +246,97 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _schema_version(self) -> int | None:
+        """The store's schema version (None for an empty file); unknown or newer schemas raise one clear line."""
+        try:
+            tables = {r[0] for r in self._con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+                " AND schema_name = 'main'").fetchall()}
+            row = self._con.execute("SELECT max(version) FROM schema_version").fetchone() \
+                if "schema_version" in tables else None
+        except Exception as exc:
+            raise store_error(exc, self.path) from None
+        version = int(row[0]) if row and row[0] is not None else None
+        if not version and tables & EVALKIT_TABLES:
+            raise StoreError(f"{self.path}: the file has evalkit tables but no schema version (not written by "
+                             f"evalkit, or damaged); `evalkit doctor --store {self.path}` says how to recover")
+        if version is not None and version > LATEST:
+            raise StoreError(f"{self.path}: store schema v{version} is newer than this evalkit (v{LATEST}); "
+                             "upgrade evalkit or pass --store")
+        if version is None and self.read_only:
+            raise StoreError(f"{self.path}: no store here yet (the file has no evalkit tables); run `evalkit run` "
+                             "first or pass --store")
+        return version
+
     def _migrate(self) -> None:
-        con = self.con
-        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
-        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-        current = (row[0] if row else None) or 0
-        for version, sql in MIGRATIONS:
-            if version <= current:
-                continue
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(sql)
-                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
-        if current > LATEST:
-            raise StoreError(f"{self.path}: store schema v{current} is newer than this evalkit (v{LATEST})")
+        current = self._schema_version() or 0
+        con = self._con
+        try:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+            for version, sql in MIGRATIONS:
+                if version <= current:
+                    continue
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    con.execute(sql)
+                    con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
+                    con.execute("COMMIT")
+                except Exception:
+                    with contextlib.suppress(Exception):
+                        con.execute("ROLLBACK")
+                    raise
+        except Exception as exc:
+            raise store_error(exc, self.path) from None
+
+    @contextlib.contextmanager
+    def _errors(self, *, writing: bool = False) -> Iterator[None]:
+        """Failures that are the file's or the machine's (damage, lock, memory, disk) as :class:`StoreError`;
+        ``writing``: every failure. A FATAL error reopens the connection first; when DuckDB reports the commit
+        durable (an autocheckpoint that ran out of memory) the statement stands and nothing is raised."""
+        import duckdb
+
+        try:
+            yield
+        except duckdb.FatalException as exc:
+            if not self.read_only:
+                self._recover()
+            if "commit succeeded and is durable" not in str(exc).lower():
+                raise store_error(exc, self.path) from None
+        except StoreError:
+            raise
+        except Exception as exc:
+            fault = _known_fault(exc, self.path) if isinstance(exc, (duckdb.Error, OSError)) else None
+            if fault is not None:
+                raise fault from None
+            if writing:
+                raise store_error(exc, self.path) from None
+            raise
 
     # -- generic ---------------------------------------------------------------------------
     def execute(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run a statement and fetch its rows (results are never left pending on the connection)."""
-        with self._lock:
-            return self.con.execute(sql, params or []).fetchall()
+        rows: list[tuple[Any, ...]] = []
+        with self._lock, self._errors():
+            rows = self._con.execute(sql, params or []).fetchall()
+        return rows
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
         """Hold the connection for a block of statements that commit or roll back together."""
         with self._lock:
-            self.con.execute("BEGIN TRANSACTION")
+            self._con.execute("BEGIN TRANSACTION")
             try:
                 yield self
+                self._con.execute("COMMIT")
             except BaseException:
-                self.con.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # a failed COMMIT has already ended it
+                    self._con.execute("ROLLBACK")
                 raise
-            self.con.execute("COMMIT")
 
     def query(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Rows as dicts."""
-        with self._lock:
-            cur = self.con.execute(sql, params or [])
+        with self._lock, self._errors():
+            cur = self._con.execute(sql, params or [])
             cols = [d[0] for d in cur.description or []]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
@@ -128,33 +344,34 @@ class Store:
         """A query's result as a polars DataFrame (via Arrow, zero-copy where possible)."""
         import polars as pl
 
-        with self._lock:
+        with self._lock, self._errors():
             # Small results are built from Python rows: importing pyarrow (+numpy) costs ~0.3 s.
-            cur = self.con.execute(sql, params or [])
+            cur = self._con.execute(sql, params or [])
             cols = [d[0] for d in cur.description or []]
             head = cur.fetchmany(SMALL_ROWS)
             if len(head) < SMALL_ROWS:
                 cur.fetchall()
                 return pl.DataFrame(head, schema=cols, orient="row", infer_schema_length=None)
             cur.fetchall()  # complete the pending result before the Arrow query
-            table = self.con.sql(sql, params=params or []).to_arrow_table()
+            table = self._con.sql(sql, params=params or []).to_arrow_table()
             return pl.from_arrow(table)  # type: ignore[return-value]
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         """Append an Arrow table in one statement (one transaction)."""
         if data.num_rows == 0:
             return
-        with self._lock:
-            cur = self.con.cursor()
-            try:
-                cur.register("_incoming", data)
-                cols = ", ".join(f'"{c}"' for c in data.column_names)
-                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
-                cur.unregister("_incoming")
-            except Exception as exc:
-                raise StoreError(_explain(exc, self.path)) from None
-            finally:
-                cur.close()
+        with self._lock, self._errors(writing=True):
+            self._insert_arrow(table, data)
+
+    def _insert_arrow(self, table: str, data: pa.Table) -> None:
+        cur = self._con.cursor()
+        try:
+            cur.register("_incoming", data)
+            cols = ", ".join(f'"{c}"' for c in data.column_names)
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+            cur.unregister("_incoming")
+        finally:
+            cur.close()
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(self, row: dict[str, Any]) -> None:
@@ -196,16 +413,23 @@ class Store:
 
     # -- results ---------------------------------------------------------------------------
     def write_results(self, results: Iterable[CaseResult], inputs: dict[str, dict[str, Any]] | None = None) -> None:
-        """Append case results and their scores (two bulk inserts)."""
+        """Append case results and their scores (two bulk inserts in one transaction); values longer than
+        :attr:`inline_limit` go to side files (:mod:`evalkit.store.large_values`)."""
         from evalkit.store.arrow_rows import result_columns
 
         cases, scores = result_columns(list(results), inputs or {})
-        try:
-            with self.transaction():
+        with self._lock:
+            if self.inline_limit and str(self.path) != ":memory:":
+                try:
+                    for name, cols in (("case_results", cases), ("scores", scores)):
+                        large_values.spill(name, cols, self.path, self.inline_limit)
+                except OSError as exc:
+                    raise StoreError(f"{large_values.values_dir(self.path)}: cannot write a large value "
+                                     f"({_first_line(exc)})") from None
+
+            with self._errors(writing=True), self.transaction():
                 for name, cols in (("case_results", cases), ("scores", scores)):
                     self._append(name, cols)
-        except Exception as exc:
-            raise StoreError(_explain(exc, self.path)) from None
 
     def _append(self, table: str, cols: dict[str, list[Any]]) -> None:
         """Insert columns: a multi-row VALUES statement when small, one Arrow scan when large."""
@@ -216,15 +440,19 @@ class Store:
         if n < 64:
             row = "(" + ", ".join("?" for _ in cols) + ")"
             params = [v for i in range(n) for v in (col[i] for col in cols.values())]
-            self.con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params)
+            self._con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params)
             return
         from evalkit.store.arrow_rows import to_arrow
 
-        self.con.register("_incoming", to_arrow(table, cols))
+        self._con.register("_incoming", to_arrow(table, cols))
         try:
-            self.con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
+            self._con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
         finally:
-            self.con.unregister("_incoming")
+            self._con.unregister("_incoming")
+
+    def full_value(self, value: Any) -> Any:
+        """A decoded JSON column value in full, read from its side file when it was stored as a marker."""
+        return large_values.load(value, self.path)
 
 
 def open_store(path: Path | str | None = None, *, read_only: bool = False) -> Store:

@@ -129,6 +129,15 @@ MIGRATIONS: list[tuple[int, str]] = [
                 ELSE 'completed' END;
         """,
     ),
+    (
+        3,
+        # spans the OTLP receiver got for a trace no case running in that process owns (a finished
+        # case's, or one no run started): the spans columns plus why and when, never read as a case's
+        """
+        CREATE TABLE unattributed_spans AS
+            SELECT *, NULL::VARCHAR AS reason, NULL::TIMESTAMPTZ AS received_at FROM spans LIMIT 0;
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

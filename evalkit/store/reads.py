@@ -7,6 +7,7 @@ functions, so the meaning of a row (its outcome, its error kind) is decided once
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -136,7 +137,7 @@ def score_rows(store: Store, run_id: str, *, case_ids: list[str] | None = None,
                        " ORDER BY case_id, repeat, name", params)
     for s in rows:
         if s["is_bool"] and s["value"] is not None:
-            s["value"] = bool(s["value"])
+            s["value"] = bool(s["value"]) if math.isfinite(s["value"]) else None  # a legacy NaN is no verdict
         meta = s["metadata"]
         s["metadata"] = (json.loads(meta) if isinstance(meta, str) else meta) or {}
     return rows

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from evalkit.errors import UserError
 from evalkit.llm.config import settings
-from evalkit.llm.retry import backoff_delay, parse_retry_after, scrub
+from evalkit.llm.retry import backoff_delay, parse_retry_after
+from evalkit.redact import redact
 from evalkit.schema import Case
 from evalkit.targets.base import Target, parse_spec
 from evalkit.targets.model import fill
@@ -128,7 +129,7 @@ def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
                     problem = f"HTTP {resp.status_code}"
                 elif resp.status_code >= 400:
                     raise HttpTargetError(
-                        scrub(f"{s.url}: HTTP {resp.status_code}: {resp.text[:300]}", secrets)
+                        redact(f"{s.url}: HTTP {resp.status_code}: {resp.text[:300]}", secrets)
                     )
                 else:
                     try:
@@ -144,7 +145,7 @@ def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
             except httpx.TimeoutException:
                 problem = f"timed out after {s.timeout:g} s"
             except httpx.TransportError as exc:
-                problem = scrub(f"connection error: {type(exc).__name__}: {exc}", secrets)
+                problem = redact(f"connection error: {type(exc).__name__}: {exc}", secrets)
             if attempt > s.retries:
                 raise HttpTargetError(f"{s.url}: {problem} (after {attempt} attempts)")
             await asyncio.sleep(

@@ -76,6 +76,14 @@ def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
     s = parse_spec(ModelTargetSpec, spec, "a model target")
     if s.api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s.api_key_env):
         raise UserError("target: 'api_key_env' must name an environment variable", field="target")
+    if s.api_key_env and not os.environ.get(s.api_key_env):
+        raise UserError(f"target model {s.model}: ${s.api_key_env} (its api_key_env) is not set")
+    if not s.api_key_env and not s.api_base:
+        from evalkit.llm.credentials import missing_credentials_hint
+
+        hint = missing_credentials_hint(s.model)
+        if hint is not None:
+            raise UserError(f"target model {s.model} has no credentials: {hint}")
 
     async def call(case: Case) -> str:
         from evalkit.llm.facade import complete

@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from evalkit.context import AGENT_MS, current
 from evalkit.errors import UserError, describe_exception
 from evalkit.schema import Case
 from evalkit.targets.base import Target
@@ -41,9 +43,19 @@ def from_callable(fn: Callable[..., Any], name: str | None = None) -> Target:
 
     else:
 
+        def timed(value: Any) -> Any:
+            # the agent's own time, measured on its thread: waiting for a free thread is not latency
+            t0 = time.perf_counter()
+            try:
+                return fn(value)
+            finally:
+                ctx = current()
+                if ctx is not None:
+                    ctx.extras[AGENT_MS] = (time.perf_counter() - t0) * 1000
+
         async def call(case: Case) -> Any:
             # daemon threads: a call that outlives its timeout is abandoned and cannot hang the exit
-            return await run_sync(fn, arg(case), name=f"{label} (case {case.id})")
+            return await run_sync(timed, arg(case), name=f"{label} (case {case.id})")
 
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     version = getattr(fn, "__version__", None) or getattr(module, "__version__", None)

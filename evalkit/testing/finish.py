@@ -90,6 +90,9 @@ def _run_row(run_id: str, sources: list[dict[str, Any]], suites: list[Suite], pl
                               "settings": settings.plan_part()}
     if len(suites) == 1 and suites[0].path is not None:
         config |= {"suite_file": str(suites[0].path), "suite": suites[0].raw}
+    total = sum(len(s.cases) for s in suites) * settings.repeats
+    if suites and planned < total:  # -k, --lf, deselection, skips: a subset of the suite
+        config["partial"] = f"pytest subset: {planned} of {total} case runs"
     return {
         "run_id": run_id, "suite": "+".join(names), "status": "running", "started_at": session.started_at,
         "target": ", ".join(targets) or "pytest", "dataset_path": str(dataset) if dataset else None,
@@ -101,16 +104,13 @@ def _run_row(run_id: str, sources: list[dict[str, Any]], suites: list[Suite], pl
 
 def _conclude(store: Store, run_id: str, suites: list[Suite], session: Session, settings: RunSettings,
               notes: list[str], name: str, planned: int) -> FinishedRun:
-    from evalkit.pipeline.plan import plan_thresholds
+    from evalkit.pipeline.plan import find_baseline, plan_thresholds
     from evalkit.pipeline.run import finish
     from evalkit.runner import RunOutcome
 
     thresholds = [t for s in suites for t in plan_thresholds(s, settings)]
-    baseline_id = None
-    if settings.baseline:
-        from evalkit.gate import resolve_baseline
-
-        baseline_id = resolve_baseline(store, settings.baseline, suite=name, exclude_run_id=run_id)
+    baseline_id, baseline_notes = find_baseline(store, settings, name, run_id)
+    notes = [*baseline_notes, *notes]
     outcome = RunOutcome(status="interrupted" if session.interrupted else "completed")
     run = finish(store, run_id, name, planned=planned, outcome=outcome, settings=settings, thresholds=thresholds,
                  baseline_id=baseline_id, suite_file=suites[0].path if len(suites) == 1 else None)

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from evalkit.tracing.redact import Redactor
+from evalkit.redact import Redactor
 
 if TYPE_CHECKING:
     import pyarrow as pa

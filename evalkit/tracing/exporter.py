@@ -22,8 +22,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from evalkit.redact import Redactor
 from evalkit.tracing.columns import SpanColumns, sdk_row
-from evalkit.tracing.redact import Redactor
 
 if TYPE_CHECKING:
     from evalkit.store.db import Store

@@ -4,6 +4,10 @@ OTLP/JSON differs from the generic protobuf-JSON mapping in one trap: trace and 
 hex strings, not base64. Both are accepted here (32/16 hex characters, or base64 of 16/8 bytes),
 as are lowerCamelCase and snake_case keys, enum names or numbers, and 64-bit integers as
 strings.
+
+Untrusted bodies are bounded before they are parsed: :func:`count_items` counts the protobuf
+messages (a schema-aware wire walk) or JSON values (separators outside strings) so a small body
+of many tiny messages is refused before it expands in memory; ``decode`` stops at ``max_spans``.
 """
 
 from __future__ import annotations
@@ -11,15 +15,31 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 _HEX = set("0123456789abcdefABCDEF")
 _encode = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
+MAX_DEPTH = 32  # nesting of array/kvlist attribute values
 
 
 class OTLPError(ValueError):
-    """The request body is not a valid OTLP trace export."""
+    """The request body is not a valid OTLP trace export; ``status`` is the HTTP answer."""
+
+    status = 400
+
+
+class UnsupportedMedia(OTLPError):
+    """A content type or encoding the receiver does not speak."""
+
+    status = 415
+
+
+class TooLarge(OTLPError):
+    """More spans, messages or bytes than one request may carry (retrying cannot help)."""
+
+    status = 413
 
 
 def _id(value: Any, nbytes: int) -> str | None:
@@ -48,9 +68,11 @@ def _get(d: dict[str, Any], camel: str, snake: str, default: Any = None) -> Any:
 
 
 # -- JSON ---------------------------------------------------------------------------------
-def _json_value(v: Any) -> Any:
+def _json_value(v: Any, depth: int = 0) -> Any:
     if not isinstance(v, dict):
         return v
+    if depth > MAX_DEPTH:
+        raise OTLPError(f"attribute values nested deeper than {MAX_DEPTH}")
     for key in ("stringValue", "string_value"):
         if key in v:
             return v[key]
@@ -65,26 +87,28 @@ def _json_value(v: Any) -> Any:
             return bool(v[key])
     for key in ("arrayValue", "array_value"):
         if key in v:
-            return [_json_value(x) for x in (v[key] or {}).get("values", [])]
+            return [_json_value(x, depth + 1) for x in (v[key] or {}).get("values", [])]
     for key in ("kvlistValue", "kvlist_value"):
         if key in v:
-            return _json_attrs((v[key] or {}).get("values", []))
+            return _json_attrs((v[key] or {}).get("values", []), depth + 1)
     for key in ("bytesValue", "bytes_value"):
         if key in v:
             return v[key]
     return None
 
 
-def _json_attrs(kvs: Any) -> dict[str, Any]:
-    return {kv["key"]: _json_value(kv.get("value")) for kv in kvs or [] if isinstance(kv, dict) and "key" in kv}
+def _json_attrs(kvs: Any, depth: int = 0) -> dict[str, Any]:
+    return {kv["key"]: _json_value(kv.get("value"), depth) for kv in kvs or [] if isinstance(kv, dict) and "key" in kv}
 
 
-def rows_from_json(body: bytes) -> Iterator[dict[str, Any]]:
+def rows_from_json(body: bytes | bytearray) -> Iterator[dict[str, Any]]:
     """Span rows from an OTLP/JSON ``ExportTraceServiceRequest``."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OTLPError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise OTLPError("body is not JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise OTLPError("body must be a JSON object with resourceSpans")
     try:
@@ -115,27 +139,29 @@ def rows_from_json(body: bytes) -> Iterator[dict[str, Any]]:
                         "service_name": service,
                         "resource": resource,
                     }
-    except (AttributeError, TypeError, KeyError, ValueError) as exc:
+    except (AttributeError, TypeError, KeyError, ValueError, RecursionError) as exc:
         if isinstance(exc, OTLPError):
             raise
-        raise OTLPError(f"malformed OTLP/JSON: {type(exc).__name__}: {exc}") from None
+        raise OTLPError(f"malformed OTLP/JSON: {type(exc).__name__}: {exc}"[:300]) from None
 
 
 # -- protobuf -----------------------------------------------------------------------------
-def _pb_value(v: Any) -> Any:
+def _pb_value(v: Any, depth: int = 0) -> Any:
     which = v.WhichOneof("value")
     if which is None:
         return None
+    if depth > MAX_DEPTH and which in ("array_value", "kvlist_value"):
+        raise OTLPError(f"attribute values nested deeper than {MAX_DEPTH}")
     if which == "array_value":
-        return [_pb_value(x) for x in v.array_value.values]
+        return [_pb_value(x, depth + 1) for x in v.array_value.values]
     if which == "kvlist_value":
-        return {kv.key: _pb_value(kv.value) for kv in v.kvlist_value.values}
+        return {kv.key: _pb_value(kv.value, depth + 1) for kv in v.kvlist_value.values}
     if which == "bytes_value":
         return base64.b64encode(v.bytes_value).decode()
     return getattr(v, which)
 
 
-def rows_from_protobuf(body: bytes) -> Iterator[dict[str, Any]]:
+def rows_from_protobuf(body: bytes | bytearray) -> Iterator[dict[str, Any]]:
     """Span rows from a binary protobuf ``ExportTraceServiceRequest``."""
     from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -143,7 +169,7 @@ def rows_from_protobuf(body: bytes) -> Iterator[dict[str, Any]]:
     req = ExportTraceServiceRequest()
     try:
         req.ParseFromString(body)
-    except DecodeError as exc:
+    except (DecodeError, RecursionError) as exc:
         raise OTLPError(f"body is not an OTLP protobuf request: {exc}") from None
     for rs in req.resource_spans:
         res_attrs = {kv.key: _pb_value(kv.value) for kv in rs.resource.attributes}
@@ -172,16 +198,113 @@ def rows_from_protobuf(body: bytes) -> Iterator[dict[str, Any]]:
                 }
 
 
-def decode(body: bytes, content_type: str) -> list[dict[str, Any]]:
-    """Span rows from a request body; ``content_type`` picks JSON or protobuf."""
+def decode(body: bytes | bytearray, content_type: str, max_spans: int | None = None) -> list[dict[str, Any]]:
+    """Span rows from a request body; ``content_type`` picks JSON or protobuf; :class:`TooLarge` past ``max_spans``."""
+    kind = body_kind(content_type)
+    rows: list[dict[str, Any]] = []
+    for row in rows_from_json(body) if kind == "json" else rows_from_protobuf(body):
+        if not row["trace_id"] or not row["span_id"]:
+            raise OTLPError("every span needs a non-zero traceId and spanId")
+        rows.append(row)
+        if max_spans is not None and len(rows) > max_spans:
+            raise TooLarge(f"more than {max_spans} spans in one request: send smaller batches")
+    return rows
+
+
+def body_kind(content_type: str) -> str:
+    """``json`` or ``protobuf`` for a request's Content-Type; :class:`UnsupportedMedia` otherwise."""
     ct = (content_type or "").split(";", 1)[0].strip().lower()
     if ct == "application/json":
-        rows = list(rows_from_json(body))
-    elif ct in ("application/x-protobuf", "application/protobuf", "application/octet-stream", ""):
-        rows = list(rows_from_protobuf(body))
-    else:
-        raise OTLPError(f"unsupported content type {content_type!r} (use application/x-protobuf or application/json)")
-    bad = [r for r in rows if not r["trace_id"] or not r["span_id"]]
-    if bad:
-        raise OTLPError("every span needs a non-zero traceId and spanId")
-    return rows
+        return "json"
+    if ct in ("application/x-protobuf", "application/protobuf", "application/octet-stream", ""):
+        return "protobuf"
+    raise UnsupportedMedia(f"unsupported content type {content_type!r} (use application/x-protobuf or application/json)")
+
+
+# -- bounding a body before it is parsed ----------------------------------------------------
+# The sub-messages of ExportTraceServiceRequest by field number (everything else is a scalar,
+# string or bytes field and is skipped): request, ResourceSpans, Resource, ScopeSpans, scope,
+# Span, Event, Link, KeyValue, AnyValue, ArrayValue, KeyValueList.
+_SUB: dict[str, dict[int, str]] = {
+    "req": {1: "rs"}, "rs": {1: "res", 2: "ss"}, "res": {1: "kv"}, "ss": {1: "scope", 2: "span"},
+    "scope": {3: "kv"}, "span": {9: "kv", 11: "event", 13: "link", 15: "status"}, "event": {3: "kv"},
+    "link": {4: "kv"}, "kv": {2: "any"}, "any": {5: "arr", 6: "kvl"}, "arr": {1: "any"}, "kvl": {1: "kv"},
+    "status": {},
+}
+# a JSON string, or an unterminated one up to the end: every quote starts a match, so stripping is linear
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+
+
+def _varint(buf: bytes | bytearray, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise OTLPError("body is not an OTLP protobuf request: bad varint")
+
+
+def _protobuf_items(buf: bytes | bytearray, max_items: int) -> tuple[int, int]:
+    """(spans, messages) in a protobuf request, walking the wire format without building messages."""
+    spans = items = 0
+    stack: list[tuple[str, int, int]] = []
+    kind, pos, end = "req", 0, len(buf)
+    try:
+        while True:
+            while pos < end:
+                key = buf[pos]  # one-byte varints inline: the common case, and this loop is hot
+                key, pos = (key, pos + 1) if key < 0x80 else _varint(buf, pos)
+                wire = key & 7
+                if wire == 0:
+                    _, pos = _varint(buf, pos)
+                elif wire == 1 or wire == 5:
+                    pos += 8 if wire == 1 else 4
+                elif wire == 2:
+                    n = buf[pos]
+                    n, pos = (n, pos + 1) if n < 0x80 else _varint(buf, pos)
+                    if pos + n > end:
+                        raise OTLPError("body is not an OTLP protobuf request: truncated")
+                    child = _SUB[kind].get(key >> 3)
+                    if child is not None:
+                        items += 1
+                        spans += child == "span"
+                        if items > max_items:
+                            raise TooLarge(f"more than {max_items} messages in one request: send smaller batches")
+                        if _SUB[child]:
+                            if len(stack) > 2 * MAX_DEPTH + 8:  # an array level is two frames (array, value)
+                                raise OTLPError(f"attribute values nested deeper than {MAX_DEPTH}")
+                            stack.append((kind, pos + n, end))
+                            kind, end = child, pos + n
+                            continue
+                    pos += n
+                else:
+                    raise OTLPError(f"body is not an OTLP protobuf request: wire type {wire}")
+            if pos > end:
+                raise OTLPError("body is not an OTLP protobuf request: truncated")
+            if not stack:
+                return spans, items
+            kind, pos, end = stack.pop()
+    except IndexError:
+        raise OTLPError("body is not an OTLP protobuf request: truncated") from None
+
+
+def count_items(body: bytes | bytearray, content_type: str, max_items: int) -> int:
+    """An upper bound of the objects decoding ``body`` makes (protobuf messages, JSON values).
+
+    Raises :class:`TooLarge` past ``max_items``, before anything is parsed.
+    """
+    if body_kind(content_type) == "protobuf":
+        return _protobuf_items(body, max_items)[1]
+    def values(text: bytes | bytearray) -> int:
+        return 1 + sum(text.count(c) for c in (b",", b":", b"{", b"["))
+
+    n = values(body)  # counts separators inside strings too: an upper bound, exact only when needed
+    if n > max_items:
+        n = values(_STRING.sub(b"", body))
+    if n > max_items:
+        raise TooLarge(f"more than {max_items} JSON values in one request: send smaller batches")
+    return n

@@ -18,10 +18,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
+from evalkit.redact import Redactor
 from evalkit.tracing import state
 from evalkit.tracing.exporter import DuckDBSpanSink
 from evalkit.tracing.hub import hub
-from evalkit.tracing.redact import Redactor
 from evalkit.tracing.spans import mark_error, span_dict, truncate_json
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit.tracing import state
 
 if TYPE_CHECKING:
-    from evalkit.tracing.redact import Redactor
+    from evalkit.redact import Redactor
 
 MAX_CHARS = 4096
 _NULL: contextlib.nullcontext[None] = contextlib.nullcontext()
@@ -26,7 +26,7 @@ _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 def truncate_json(value: Any, limit: int = MAX_CHARS, redactor: Redactor | None = None) -> str:
     """``value`` as text (JSON unless already a string), secrets masked, cut to ``limit`` characters."""
     if redactor is not None:
-        value = redactor.value(value)
+        value = redactor.value(value, patterns=False)
     try:
         text = value if isinstance(value, str) else _encode(value)
     except (TypeError, ValueError):

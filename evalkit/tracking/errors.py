@@ -8,6 +8,7 @@ turn them into one-line errors with exit code 3 (:func:`as_user_error`).
 from __future__ import annotations
 
 from evalkit.errors import EXIT_INFRA, UserError
+from evalkit.redact import redact
 
 
 class TrackingError(Exception):
@@ -16,8 +17,8 @@ class TrackingError(Exception):
     exit_code = EXIT_INFRA
 
     def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
+        self.message = redact(message)
+        super().__init__(self.message)
 
 
 class TrackingUnavailable(TrackingError):

@@ -8,6 +8,7 @@ says whether its run accounted for every planned case (``complete``) from the le
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -138,7 +139,8 @@ def _group_of(run: Run, by: str) -> str:
 
 
 def _entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str | None = None) -> Entry | None:
-    m = run.data.metrics
+    """One run's row; None when it lacks the metric (or holds a non-finite one: it cannot be ranked)."""
+    m = {k: v for k, v in run.data.metrics.items() if v is not None and math.isfinite(v)}
     if metric not in m:
         return None
     keys = interval_keys(metric)

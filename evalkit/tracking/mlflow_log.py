@@ -12,10 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalkit.redact import default as redactor
+from evalkit.redact import redact
 from evalkit.store.db import Store
 from evalkit.tracking.errors import TrackingError
 from evalkit.tracking.payload import TAG, RunPayload, build_payload, case_results_frame
-from evalkit.tracking.redact import scrub, secret_values
 from evalkit.tracking.sqlite_stats import maybe_analyze
 from evalkit.tracking.uri import (
     artifact_root,
@@ -153,12 +154,53 @@ def _suite_file(run: dict[str, Any], suite_file: Path | None) -> Path | None:
 def _write_artifacts(store: Store, run: dict[str, Any], suite_file: Path | None, folder: Path) -> None:
     results = folder / "results"
     results.mkdir()
-    case_results_frame(store, run["run_id"]).write_parquet(results / "case_results.parquet")
+    import polars as pl
+
+    frame, red = case_results_frame(store, run["run_id"]), redactor()
+    text_cols = [c for c, t in frame.schema.items() if t == pl.String]
+    frame.with_columns(red.column(pl.col(c)) for c in text_cols).write_parquet(results / "case_results.parquet")
+    (results / CASES_TABLE.rsplit("/", 1)[-1]).write_text(json.dumps(case_table(store, run["run_id"]), default=str),
+                                                          encoding="utf-8")
+    from evalkit.report.html import write_report
+
+    write_report(store, run["run_id"], folder / "report.html")
     sf = _suite_file(run, suite_file)
     if sf is not None:
         (folder / "suite").mkdir()
         text = sf.read_text(encoding="utf-8", errors="replace")
-        (folder / "suite" / sf.name).write_text(scrub(text, secret_values()), encoding="utf-8")
+        (folder / "suite" / sf.name).write_text(redact(text), encoding="utf-8")
+
+
+CASES_TABLE = "results/cases.json"  # MLflow's table artifact (pandas "split" JSON): previewed in the UI
+TABLE_CELL = 2000
+
+
+def case_table(store: Store, run_id: str) -> dict[str, Any]:
+    """One row per case × repeat (failures first): outcome, each score, input, output and trace id."""
+    from evalkit.store.reads import cases_with_scores
+
+    cases = cases_with_scores(store, run_id)
+    names = sorted({s["name"] for c in cases for s in c["scores"]})
+    red = redactor()
+
+    def cell(v: Any) -> Any:
+        if v is None or isinstance(v, bool | int | float):
+            return v
+        text = v if isinstance(v, str) else json.dumps(v, default=str, ensure_ascii=False)
+        text = red.text(text)
+        return text if len(text) <= TABLE_CELL else text[:TABLE_CELL] + "…"
+
+    rows = []
+    for c in cases:
+        by_name = {s["name"]: s for s in c["scores"]}
+        scores = [by_name[n]["value"] if n in by_name and by_name[n]["outcome"] == "ok" else
+                  (by_name[n]["outcome"] if n in by_name else None) for n in names]
+        rows.append([c["case_id"], c["repeat"], "failed" if c["failed"] else "passed", c["outcome"], *scores,
+                     cell(c.get("input")), cell(c.get("expected")), cell(c.get("output")), cell(c.get("error")),
+                     c.get("latency_ms"), c.get("trace_id")])
+    columns = ["case_id", "repeat", "verdict", "outcome", *names, "input", "expected", "output", "error",
+               "latency_ms", "trace_id"]
+    return {"columns": columns, "data": rows}
 
 
 def log_payload(c: MlflowClient, exp_id: str, payload: RunPayload, artifacts: Path | None) -> str:
@@ -200,6 +242,7 @@ def log_run(
             exp_id = ensure_experiment(c, experiment_name(run["suite"], team), uri)
             mid = _existing(c, exp_id, run["run_id"])
             if mid is None:
+                payload.tags["mlflow.loggedArtifacts"] = json.dumps([{"path": CASES_TABLE, "type": "table"}])
                 with tempfile.TemporaryDirectory(prefix="evalkit-mlflow-") as tmp:
                     _write_artifacts(store, run, suite_file, Path(tmp))
                     mid = log_payload(c, exp_id, payload, Path(tmp))

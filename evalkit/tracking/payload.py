@@ -16,10 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from evalkit.redact import redact_value
+from evalkit.safe_text import markdown, markdown_code
 from evalkit.schema import RunSummary
 from evalkit.store import reads
 from evalkit.store.db import Store
-from evalkit.tracking.redact import redact, secret_values
 
 TAG = "evalkit.run_id"  # the identity of an MLflow run: one per evalkit run
 PARAM_MAX = 6000
@@ -108,6 +109,33 @@ def run_summary(store: Store, run: dict[str, Any]) -> RunSummary | None:
     return fresh.model_copy(update={"scorers": scorers})
 
 
+def description(run: dict[str, Any], summary: dict[str, Any], gate: dict[str, Any]) -> str:
+    """The MLflow run description (Markdown): the gate verdict, the ledger and each scorer's result."""
+    def pct(v: Any) -> str:
+        return "–" if v is None else f"{float(v):.3f}"
+
+    status = gate.get("status") or "not gated"
+    lines = [f"**Gate: {markdown(status)}** — {markdown(gate.get('reason') or '')}", ""]
+    partial = _json(run.get("config")).get("partial")
+    if partial:
+        lines += [f"Partial run ({markdown(partial)}): its verdict covers that part only; it is not ranked.", ""]
+    if summary:
+        lines.append(f"{summary.get('planned', '?')} planned · {summary.get('completed', '?')} completed · "
+                     f"{summary.get('errors', 0)} errored · {summary.get('cancelled', 0)} cancelled · "
+                     f"{summary.get('missing', 0)} missing · run {markdown_code(run['run_id'])} ({markdown(run.get('status'))})")
+        lines += ["", "| scorer | mean | 95% CI | pass rate | scored | n/a | errors |", "|---|---|---|---|---|---|---|"]
+        for s in summary.get("scorers", []):
+            ci = s.get("mean_ci") or [None, None]
+            lines.append(f"| {markdown(s['name'])} | {pct(s.get('mean'))} | {pct(ci[0])}–{pct(ci[1])} | "
+                         f"{pct(s.get('pass_rate'))} | {s.get('scored', 0)} | {s.get('not_applicable', 0)} | "
+                         f"{s.get('errors', 0)} |")
+    failed = [c for c in gate.get("checks", []) if not c.get("passed")]
+    if failed:
+        lines += ["", "Missed: " + "; ".join(markdown(c.get("message", "")) for c in failed)]
+    lines += ["", "Per-case results: `results/cases.json` (table) · report: `report.html`"]
+    return "\n".join(lines)
+
+
 def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None = None,
                   team: str | None = None) -> RunPayload:
     """The MLflow view of a stored run (``run`` is ``store.get_run(run_id)``)."""
@@ -146,14 +174,15 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
         "mlflow.source.git.commit": run.get("git_commit"),
         "evalkit.git_dirty": None if run.get("git_dirty") is None else str(bool(run["git_dirty"])).lower(),
         "mlflow.runName": run_id,
+        "mlflow.note.content": description(run, _json(run.get("summary")), gate),
+        "evalkit.partial": _json(run.get("config")).get("partial"),  # a shard or subset: not ranked
     }
     for j in js:
         key = f"evalkit.judge.{j['name']}"
         tags[key] = j["judge"]
         tags[f"{key}.prompt_sha256"] = j.get("prompt_sha256")
-    secrets = secret_values()
-    clean_params = redact({k: str(v)[:PARAM_MAX] for k, v in params.items() if v not in (None, "")}, secrets)
-    clean_tags = redact({k: str(v)[:TAG_MAX] for k, v in tags.items() if v not in (None, "")}, secrets)
+    clean_params = redact_value({k: str(v)[:PARAM_MAX] for k, v in params.items() if v not in (None, "")})
+    clean_tags = redact_value({k: str(v)[:TAG_MAX] for k, v in tags.items() if v not in (None, "")})
     ds_path = run.get("dataset_path")
     dataset = {
         "name": Path(ds_path).stem if ds_path else f"{run['suite']}-inline",

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
-import json
 from typing import Literal
 
+from evalkit import safe_text
 from evalkit.tracking.compare import Comparison
 from evalkit.tracking.leaderboard import Board
 
@@ -46,42 +45,44 @@ def compare_grid(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
 def grid_text(head: list[str], rows: list[list[str]], fmt: str, title: str = "", note: str = "") -> str:
     """Render a grid in a text format (everything but json)."""
     if fmt == "markdown":
-        esc = [[c.replace("|", "\\|") for c in r] for r in [head, *rows]]
+        esc = [[safe_text.markdown(c) for c in r] for r in [head, *rows]]
         lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join("---" for _ in head) + "|"]
         lines += ["| " + " | ".join(r) + " |" for r in esc[1:]]
-        return "\n".join(([f"**{title}**", ""] if title else []) + lines + (["", note] if note else [])) + "\n"
+        top = [f"**{safe_text.markdown(title)}**", ""] if title else []
+        return "\n".join(top + lines + (["", safe_text.markdown(note)] if note else [])) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(head)
-        w.writerows(rows)
+        w.writerow(safe_text.csv_row(head))
+        w.writerows(safe_text.csv_row(r) for r in rows)
         return buf.getvalue()
     if fmt == "html":
-        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-        trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows)
-        cap = f"<caption>{html.escape(title)}</caption>" if title else ""
-        foot = f"<p>{html.escape(note)}</p>\n" if note else ""
-        return (f'<!doctype html>\n<meta charset="utf-8"><title>{html.escape(title or "evalkit")}</title>\n'
+        h_ = safe_text.html
+        th = "".join(f"<th>{h_(h)}</th>" for h in head)
+        trs = "".join("<tr>" + "".join(f"<td>{h_(c)}</td>" for c in r) + "</tr>\n" for r in rows)
+        cap = f"<caption>{h_(title)}</caption>" if title else ""
+        foot = f"<p>{h_(note)}</p>\n" if note else ""
+        return (f'<!doctype html>\n<meta charset="utf-8"><title>{h_(title or "evalkit")}</title>\n'
                 f"<table>{cap}<thead><tr>{th}</tr></thead>\n<tbody>\n{trs}</tbody></table>\n{foot}")
     if fmt == "table":
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(title=title or None, caption=note or None)
+        t = Table(title=safe_text.terminal_line(title) or None, caption=safe_text.terminal_line(note) or None)
         for h in head:
-            t.add_column(h, overflow="fold")
+            t.add_column(safe_text.terminal_line(h), overflow="fold")
         for r in rows:
-            t.add_row(*r)
+            t.add_row(*(safe_text.terminal_line(c) for c in r))
         buf = io.StringIO()
-        Console(file=buf, width=200, highlight=False, soft_wrap=False).print(t)
+        Console(file=buf, width=200, highlight=False, soft_wrap=False, emoji=False).print(t)
         return buf.getvalue()
     raise ValueError(fmt)
 
 
 def render_board(board: Board, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({"metric": board.metric, "ascending": board.ascending, "by": board.by,
-                           "entries": board.rows()}, indent=2, default=str) + "\n"
+        return safe_text.json_dumps({"metric": board.metric, "ascending": board.ascending, "by": board.by,
+                                     "entries": board.rows()}, indent=2) + "\n"
     order = "lower is better" if board.ascending else "higher is better"
     note = f"{order}; '=' marks ranks whose intervals overlap (a tie)"
     head, rows = board_grid(board)
@@ -90,6 +91,6 @@ def render_board(board: Board, fmt: str) -> str:
 
 def render_comparison(cmp: Comparison, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(cmp.as_dict(), indent=2, default=str) + "\n"
+        return safe_text.json_dumps(cmp.as_dict(), indent=2) + "\n"
     head, rows = compare_grid(cmp)
     return grid_text(head, rows, fmt, title=f"compare {cmp.run_a} → {cmp.run_b}")

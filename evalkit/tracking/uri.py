@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
 import re
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from evalkit.redact import redact
 from evalkit.tracking.errors import TrackingError, TrackingUnavailable
 
 if TYPE_CHECKING:
@@ -76,18 +79,18 @@ def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     Non-HTTP URIs (sqlite, databricks, ...) are not probed here.
     """
     if uri.startswith(("http://", "https://")):
-        url = uri.rstrip("/") + "/health"
+        shown = redact(uri)
         try:
-            with urllib.request.urlopen(url, timeout=timeout_s):
+            with urllib.request.urlopen(health_request(uri), timeout=timeout_s):
                 return
         except urllib.error.HTTPError as exc:
             if exc.code in (502, 503, 504):
-                raise TrackingUnavailable(f"MLflow tracking server {uri} is unhealthy (HTTP {exc.code})") from None
+                raise TrackingUnavailable(f"MLflow tracking server {shown} is unhealthy (HTTP {exc.code})") from None
             return
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TrackingUnavailable(
-                f"MLflow tracking server {uri} is unreachable ({reason}); results stay in DuckDB, "
+                f"MLflow tracking server {shown} is unreachable ({reason}); results stay in DuckDB, "
                 "log them later with `evalkit sync`"
             ) from None
     db = sqlite_path(uri)
@@ -96,6 +99,30 @@ def probe(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
             db.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TrackingError(f"cannot create the MLflow store folder {db.parent}: {exc}") from None
+
+
+def health_request(uri: str) -> urllib.request.Request:
+    """``GET <uri>/health``, with credentials in the URL (or MLflow's env variables) sent as headers.
+
+    urllib cannot take ``user:password@`` in a URL; MLflow's client (requests) can, so the
+    probe must too or it calls a reachable server unreachable.
+    """
+    parts = urllib.parse.urlsplit(uri.rstrip("/"))
+    user, password = parts.username, parts.password
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path + "/health", "", ""))
+    headers: dict[str, str] = {}
+    user = urllib.parse.unquote(user) if user else os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = urllib.parse.unquote(password) if password else os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if user and password:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    elif token:
+        headers["Authorization"] = f"Bearer {token}"
+    return urllib.request.Request(url, headers=headers)
 
 
 @contextlib.contextmanager

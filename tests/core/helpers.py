@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from evalkit.schema import Case
 
@@ -30,3 +31,20 @@ def explode(question: str) -> str:
     if "boom" in question:
         raise ValueError(f"cannot handle {question}")
     return question
+
+
+def run_main(args: list[str], capsys: Any, monkeypatch: Any) -> tuple[int, str, str]:
+    """``evalkit ARGS`` in this process: (exit code, stdout, stderr)."""
+    import sys
+
+    from evalkit.cli.app import main
+
+    monkeypatch.setattr(sys, "argv", ["evalkit", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    out = capsys.readouterr()
+    return code, out.out, out.err
+

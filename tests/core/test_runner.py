@@ -101,3 +101,27 @@ def test_cancel_marks_in_flight_cases_cancelled() -> None:
     assert time.perf_counter() - t0 < 5
     assert runner.outcome.status == "interrupted"
     assert len(sink.results) == 2 and all(r.status == "cancelled" for r in sink.results)
+
+
+def test_a_sync_agents_latency_is_its_own_time_not_the_wait_for_the_loop() -> None:
+    own: dict[str, float] = {}
+
+    def quick(question: str) -> str:
+        t0 = time.perf_counter()
+        time.sleep(0.002)
+        own[question] = (time.perf_counter() - t0) * 1000
+        return question
+
+    def hog(case: Case, output: Any) -> bool:  # a sync scorer holding the event loop for 60 ms
+        end = time.perf_counter() + 0.06
+        while time.perf_counter() < end:
+            pass
+        return True
+
+    results = run_cases(quick, [Case(id=f"c{i}", input=f"q{i}") for i in range(8)], scorers=[hog], concurrency=4)
+    assert len(results) == 8 and all(r.outcome == "completed" for r in results)
+    # finished agents waited behind other cases' scorers (wall time from start to scores ≥ one hog) ...
+    assert max((r.ended_at - r.started_at).total_seconds() * 1000 for r in results) >= 120
+    # ... and that wait is not the agent's latency: it is what the agent measured itself, plus the wrapper
+    for r in results:
+        assert own[r.output] <= r.latency_ms < own[r.output] + 5, (r.case_id, r.latency_ms, own[r.output])

@@ -136,3 +136,60 @@ def test_target_module_is_imported_before_scorers(suite_dir: Path) -> None:
         "  - exact_match\n", "  - suite_agent_echoes\n")
     s = load_suite(write(suite_dir, text))
     assert [x.name for x in s.scorers] == ["suite_agent_echoes", "contains"]
+
+
+def test_custom_judge_path_is_relative_to_the_suite_and_named_after_the_judge(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    proj = tmp_path / "proj"
+    (proj / "judges").mkdir(parents=True)
+    (proj / "judges" / "polite.yaml").write_text(
+        "name: polite\nversion: 3\ndescription: d\noutput: yes_no\nmodel: mock/judge-pass\nprompt: 'polite? {output}'\n")
+    (proj / "cases.jsonl").write_text('{"id": "a", "input": "hi"}\n')
+    (proj / "suite.yaml").write_text(
+        "name: s\ndataset: cases.jsonl\ntarget: evalkit.demo.agent:answer\nscorers:\n"
+        "  - judge: {judge: judges/polite.yaml}\n  - judges/polite.yaml: {as: polite_again}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the judge file is found from the suite's folder, not the working one
+    suite = load_suite(proj / "suite.yaml")
+    assert [s.name for s in suite.scorers] == ["polite", "polite_again"]
+
+
+def test_every_mistake_is_reported_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "cases.jsonl").write_text('{"id": "a", "input": "hi"}\n')
+    (tmp_path / "suite.yaml").write_text(
+        "name: s\ndataset: cases.jsonl\ntarget: evalkit.demo.agent:answer\nscorers:\n"
+        "  - exact_mach\n  - contains: {valuez: [a]}\n  - exact_match\n")
+    with pytest.raises(UserError) as info:
+        load_suite(tmp_path / "suite.yaml")
+    lines = info.value.lines()
+    assert len(lines) == 2
+    assert lines[0].endswith("suite.yaml:5: unknown scorer 'exact_mach' (did you mean 'exact_match'? known: "
+                             + lines[0].split("known: ", 1)[1])
+    assert "suite.yaml:6: scorer 'contains': argument 'valuez' is not a known argument (did you mean 'values'?)" in lines[1]
+    (tmp_path / "suite.yaml").write_text(
+        "name: s\ndataset: cases.jsonl\ntarget: evalkit.demo.agent:answer\nscorer: [exact_match]\nrepeatz: 2\n")
+    with pytest.raises(UserError) as info:
+        load_suite(tmp_path / "suite.yaml")
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in info.value.lines()] == [
+        "field 'scorer' is not a known field", "field 'repeatz' is not a known field"]  # not "'scorers' is required"
+
+
+def test_a_model_target_without_credentials_is_refused_up_front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("OPENAI_API_KEY", "EVALKIT_API_KEY", "EVALKIT_API_BASE", "MY_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    (tmp_path / "cases.jsonl").write_text('{"id": "a", "input": "hi"}\n')
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: s\ndataset: cases.jsonl\ntarget:\n  model: openai/gpt-4o-mini\nscorers: [exact_match]\n")
+    with pytest.raises(UserError) as info:
+        load_suite(suite)
+    assert info.value.line == 3 and "no credentials: set OPENAI_API_KEY" in str(info.value)
+    suite.write_text("name: s\ndataset: cases.jsonl\ntarget:\n  model: openai/gpt-4o-mini\n  api_key_env: MY_KEY\n"
+                     "scorers: [exact_match]\n")
+    with pytest.raises(UserError, match=r"\$MY_KEY \(its api_key_env\) is not set"):
+        load_suite(suite)
+    monkeypatch.setenv("MY_KEY", "k-123456")
+    assert load_suite(suite).target is not None
+    monkeypatch.setenv("EVALKIT_API_BASE", "http://127.0.0.1:9/v1")  # a local server needs no key
+    suite.write_text("name: s\ndataset: cases.jsonl\ntarget:\n  model: openai/gpt-4o-mini\nscorers: [exact_match]\n")
+    assert load_suite(suite).target is not None

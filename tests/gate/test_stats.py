@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from statistics import NormalDist
 
 import numpy as np
@@ -65,13 +64,6 @@ def test_bootstrap_coverage_is_near_nominal() -> None:
     assert 0.88 <= hits / 200 <= 0.99
 
 
-def test_bootstrap_10k_resamples_of_1000_cases_is_fast() -> None:
-    x = np.random.default_rng(1).random(1000)
-    stats.bootstrap_mean_ci(x[:10], n_resamples=10)  # warm up
-    t0 = time.perf_counter()
-    stats.bootstrap_mean_ci(x, n_resamples=10_000)
-    stats.bootstrap_mean_ci(np.repeat(x, 3), np.repeat(np.arange(1000), 3), n_resamples=10_000)
-    assert time.perf_counter() - t0 < 1.0
 
 
 def test_repeat_stats_pass_at_k_pass_all_k_and_flaky() -> None:

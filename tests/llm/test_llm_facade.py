@@ -14,7 +14,8 @@ import pytest
 from evalkit.context import CaseContext, case_scope
 from evalkit.llm import ModelError, cache, complete, events, register_mock
 from evalkit.llm.limiter import AIMDLimiter
-from evalkit.llm.retry import parse_retry_after, scrub
+from evalkit.llm.retry import parse_retry_after
+from evalkit.redact import MASK, redact
 from tests.fakes.openai_server import FakeOpenAIServer, Reply
 
 MODEL = "openai/gpt-4o-mini"
@@ -127,7 +128,7 @@ def test_api_key_never_stored_or_reported(openai_server: FakeOpenAIServer, monke
     blobs = b"".join(p.read_bytes() for p in tmp_path.glob("llm_cache.sqlite*"))
     assert blobs and secret.encode() not in blobs
     assert secret not in repr(records) and len(records) == 2
-    assert secret not in str(info.value) and "***" in str(info.value)
+    assert secret not in str(info.value) and MASK in str(info.value)
 
 
 def test_mock_models_go_through_cache_and_listeners() -> None:
@@ -190,12 +191,12 @@ def test_aimd_limiter_halves_on_throttle_and_grows_back() -> None:
     assert asyncio.run(run()) == 3
 
 
-def test_retry_after_and_scrub_helpers() -> None:
+def test_retry_after_and_redact_helpers() -> None:
     assert parse_retry_after({"Retry-After": "2"}) == 2.0
     assert parse_retry_after({"retry-after-ms": "250"}) == 0.25
     assert parse_retry_after({}) is None
-    assert "sk-abcdefgh123" not in scrub("key sk-abcdefgh123 leaked")
-    assert "tok123456789" not in scrub("Authorization: Bearer tok123456789")
+    assert "sk-abcdefgh123" not in redact("key sk-abcdefgh123 leaked")
+    assert "tok123456789" not in redact("Authorization: Bearer tok123456789")
 
 
 def test_facade_import_does_not_import_litellm() -> None:

@@ -28,10 +28,12 @@ SPAN = "eee19b7ec3c1b174"
 PARENT = "eee19b7ec3c1b173"
 
 
-def _post(url: str, body: bytes, ctype: str, encoding: str | None = None) -> tuple[int, bytes]:
+def _post(url: str, body: bytes, ctype: str, encoding: str | None = None, auth: str | None = None) -> tuple[int, bytes]:
     headers = {"Content-Type": ctype}
     if encoding:
         headers["Content-Encoding"] = encoding
+    if auth:
+        headers["Authorization"] = auth
     req = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -74,10 +76,13 @@ def test_json_hex_ids_gzip_and_base64_ids(workspace: Path) -> None:
         bad_id = _json_request("xyz", SPAN)
         assert _post(rx.url, json.dumps(bad_id).encode(), "application/json")[0] == 400
         assert rx.received == 2
-    rows = store.query("SELECT * FROM spans ORDER BY span_id DESC")
+    # no case of this process owns the trace: the spans are kept apart, labelled, without run or case
+    assert store.query("SELECT count(*) AS n FROM spans") == [{"n": 0}]
+    rows = store.query("SELECT * FROM unattributed_spans ORDER BY span_id DESC")
     store.close()
     assert [r["span_id"] for r in rows] == [SPAN, "00000000000000aa"]
     r = rows[0]
+    assert (r["reason"], r["run_id"], r["case_id"]) == ("unknown_trace", None, None) and r["received_at"] is not None
     assert (r["trace_id"], r["parent_span_id"], r["kind"], r["service_name"]) == (TRACE, PARENT, "CLIENT", "js-agent")
     assert (r["operation"], r["request_model"], r["input_tokens"], r["duration_ms"]) == ("chat", "gpt-4o", 42, 250.0)
     assert (r["status_code"], r["status_message"], r["error_type"]) == ("ERROR", "upstream timed out", "TimeoutError")
@@ -105,7 +110,8 @@ def test_protobuf_request(workspace: Path) -> None:
         assert status == 200
         ExportTraceServiceResponse().ParseFromString(body)
         assert _post(rx.url, b"\xff\xff garbage", "application/x-protobuf")[0] == 400
-    row = store.query("SELECT trace_id, span_id, parent_span_id, tool_name, service_name, duration_ms FROM spans")[0]
+    row = store.query("SELECT trace_id, span_id, parent_span_id, tool_name, service_name, duration_ms"
+                      " FROM unattributed_spans")[0]
     store.close()
     assert row == {"trace_id": TRACE, "span_id": SPAN, "parent_span_id": None, "tool_name": "search",
                    "service_name": "go-agent", "duration_ms": 10.0}
@@ -175,16 +181,24 @@ def test_inject_traceparent_outside_a_span_is_a_no_op() -> None:
 def test_collect_command_receives_into_the_store(workspace: Path) -> None:
     exe = str(Path(sys.executable).with_name("evalkit"))
     db = workspace / "collect.duckdb"
-    proc = subprocess.Popen([exe, "collect", "--port", "0", "--store", str(db)], stderr=subprocess.PIPE, text=True)
+    secret = "collect-tok-83b1f0c2a9"
+    proc = subprocess.Popen([exe, "collect", "--port", "0", "--store", str(db)], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "EVALKIT_COLLECT_TOKEN": secret})
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1/traces")
-        assert _post(url, json.dumps(_json_request(TRACE, SPAN)).encode(), "application/json")[0] == 200
+        body = json.dumps(_json_request(TRACE, SPAN)).encode()
+        assert _post(url, body, "application/json")[0] == 401
+        assert _post(url, body, "application/json", auth=f"Bearer {secret}")[0] == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert proc.returncode == 0
+    rest = proc.stderr.read()  # not communicate(): it would skip what readline() buffered
+    assert secret not in line + rest and "token required" in " ".join((line + rest).split())
+    assert "1 spans (1 unattributed)" in " ".join(rest.split())
     with open_store(db, read_only=True) as st:
-        assert st.query("SELECT span_id, service_name FROM spans") == [{"span_id": SPAN, "service_name": "js-agent"}]
+        assert st.query("SELECT span_id, service_name, reason FROM unattributed_spans") == [
+            {"span_id": SPAN, "service_name": "js-agent", "reason": "unknown_trace"}]

@@ -9,10 +9,10 @@ import pytest
 from opentelemetry import trace as otel
 
 import evalkit
+from evalkit.redact import MASK, Redactor
 from evalkit.schema import Case
 from evalkit.store.db import open_store
 from evalkit.tracing.decorators import trace
-from evalkit.tracing.redact import MASK, Redactor
 
 SECRET_ENV = "svc-token-9f8e7d6c5b4a"
 API_KEY = "sk-proj-ABCDEFGHIJKLMNOPQRSTUV"

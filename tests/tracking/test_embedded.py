@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from pathlib import Path
 
@@ -53,10 +54,18 @@ def test_demo_run_is_an_mlflow_run(tracked: Path) -> None:
     assert len(tags["evalkit.dataset_sha256"]) == 64 and tags["evalkit.version"]
     if out.get("gate"):
         assert tags["evalkit.gate"] == out["gate"]["status"]
-    assert [a.path for a in c.list_artifacts(mid)] == ["results", "suite"]
+    assert [a.path for a in c.list_artifacts(mid)] == ["report.html", "results", "suite"]
     local = Path(c.download_artifacts(mid, "results/case_results.parquet", str(tracked / "dl")))
     frame = pl.read_parquet(local)
     assert frame.height == 29 and "score/key_facts" in frame.columns
+    # what the MLflow UI shows: the per-case table artifact, the HTML report and a description with the verdict
+    assert json.loads(tags["mlflow.loggedArtifacts"]) == [{"path": "results/cases.json", "type": "table"}]
+    table = json.loads(Path(c.download_artifacts(mid, "results/cases.json", str(tracked / "dl"))).read_text())
+    assert len(table["data"]) == 29 and {"case_id", "verdict", "key_facts", "output", "trace_id"} <= set(table["columns"])
+    assert all(len(row) == len(table["columns"]) for row in table["data"])
+    assert table["data"][0][table["columns"].index("verdict")] == "failed"  # failures first
+    note = tags["mlflow.note.content"]
+    assert note.startswith(f"**Gate: {tags.get('evalkit.gate', 'not gated')}**") and "| key\\_facts |" in note
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == tags["evalkit.dataset_sha256"][:36]
     assert dataset_input.dataset.source_type == "local"

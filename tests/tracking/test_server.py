@@ -33,7 +33,7 @@ def test_log_leaderboard_compare_on_a_server(workspace: Path, mlflow_server: str
     run = client(mlflow_server).get_run(ids[good])
     assert run.data.tags["evalkit.team"] == "search"
     assert [a.path for a in client(mlflow_server).list_artifacts(ids[good], "results")] == [
-        "results/case_results.parquet"]
+        "results/case_results.parquet", "results/cases.json"]
     board = cli_json("leaderboard", "--tracking-uri", mlflow_server, "--team", "search", "--suite", "qa",
                      "--metric", "exact_match/pass_rate", "-f", "json")
     assert [e["run_id"] for e in board["entries"]] == [good, bad]
@@ -93,7 +93,7 @@ def test_export_import_round_trip(workspace: Path, mlflow_server: str, mlflow_te
         assert a.info.start_time == b.info.start_time and a.info.status == b.info.status
         assert [d.dataset.digest for d in a.inputs.dataset_inputs] == [d.dataset.digest for d in b.inputs.dataset_inputs]
         assert [x.path for x in client(local).list_artifacts(b.info.run_id, "results")] == [
-            "results/case_results.parquet"]
+            "results/case_results.parquet", "results/cases.json"]
     with open_store(dst) as st:
         assert {st.get_run(r)["mlflow_run_id"] for r in ids} == {imported[r].info.run_id for r in ids}
     # and back to the server under another team (server to server)

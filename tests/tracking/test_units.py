@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.redact import MASK, Redactor
 from evalkit.store.db import open_store
 from evalkit.tracking.errors import TrackingUnavailable
 from evalkit.tracking.leaderboard import Board, Entry, interval_keys, lower_is_better, parse_since, rank
 from evalkit.tracking.payload import build_payload
-from evalkit.tracking.redact import REDACTED, redact, secret_values
 from evalkit.tracking.render import FORMATS, render_board
 from evalkit.tracking.uri import experiment_name, probe, resolve_tracking_uri
 from tests.tracking._runs import JUDGE_SHA, make_run
@@ -38,15 +38,45 @@ def test_team_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_unreachable_server_fails_fast(dead_uri: str) -> None:
     with pytest.raises(TrackingUnavailable, match="unreachable"):
         probe(dead_uri, timeout_s=2)
+    with pytest.raises(TrackingUnavailable) as info:
+        probe(dead_uri.replace("http://", "http://me:hunter22@"), timeout_s=2)
+    assert "hunter22" not in str(info.value) and f"me:{MASK}@" in str(info.value)
+
+
+def test_probe_sends_url_credentials_as_a_header() -> None:
+    import base64
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[tuple[str, str | None]] = []
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        probe(f"http://me:p%40ss@127.0.0.1:{server.server_address[1]}/mlflow/", timeout_s=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/mlflow/health", "Basic " + base64.b64encode(b"me:p@ss").decode())]
 
 
 def test_redaction_by_name_and_by_value() -> None:
-    env = {"OPENAI_API_KEY": "sk-very-secret-1", "GH_TOKEN": "ghp_abcdef", "HOME": "/root"}
-    secrets = secret_values(env)
-    out = redact({"x_api_key": "anything", "url": "https://h/?k=sk-very-secret-1", "home": "/root",
-                  "evalkit.judge.client_secret": "s"}, secrets)
-    assert out == {"x_api_key": REDACTED, "url": f"https://h/?k={REDACTED}", "home": "/root",
-                   "evalkit.judge.client_secret": REDACTED}
+    env = {"OPENAI_API_KEY": "very-secret-1", "GH_TOKEN": "ghp_abcdef", "HOME": "/root"}
+    out = Redactor(environ=env).value({"x_api_key": "anything", "url": "https://h/?k=very-secret-1", "home": "/root",
+                                       "evalkit.judge.client_secret": "s"})
+    assert out == {"x_api_key": MASK, "url": f"https://h/?k={MASK}", "home": "/root",
+                   "evalkit.judge.client_secret": MASK}
 
 
 def test_payload_has_metrics_tags_and_judges(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +97,7 @@ def test_payload_has_metrics_tags_and_judges(workspace: Path, monkeypatch: pytes
     assert p.tags["evalkit.team"] == "search"
     assert p.params["judge_models"] == "mock/judge"
     assert {"concurrency", "repeats"} <= set(p.params)
-    assert p.params["target"] == REDACTED and p.tags["evalkit.agent"] == REDACTED  # the secret never leaves
+    assert p.params["target"] == MASK and p.tags["evalkit.agent"] == MASK  # the secret never leaves
     assert len(p.tags["evalkit.dataset_sha256"]) == 64 and len(p.dataset["digest"]) <= 36
 
 

@@ -1,0 +1,178 @@
+"""The one redactor: secrets never reach a span, the store, MLflow, a log, a report or an error.
+
+Every sink uses :class:`Redactor` (``default()`` for the process), with one set of rules:
+
+- values under keys that name a credential (``authorization``, ``api_key``, ``x-api-key``,
+  ``password``, ``secret``, ``access_token``, ``cookie`` …), in mappings and in JSON text;
+- ``Bearer …``/``Basic …`` credentials, ``api_key=…``-style assignments, passwords in URLs
+  (``https://user:pw@host``) and provider key shapes (``sk-…``, ``ghp_…``, ``AKIA…``);
+- the literal values of environment variables whose names end in a credential word
+  (``*_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``, ``*_CREDENTIALS``, ``*_AUTH_HEADER`` …).
+
+The patterns are valid for both Python's ``re`` and polars' Rust engine (no look-arounds), so
+whole columns of span text are masked at once on the export path (:meth:`Redactor.column`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import polars as pl
+
+MASK = "[REDACTED]"
+_SENSITIVE = (
+    r"authorization|proxy-authorization|api[_-]?key|apikey|x-api-key|api[_-]?token|access[_-]?token|"
+    r"refresh[_-]?token|auth[_-]?token|id[_-]?token|token|secret|client[_-]?secret|password|passwd|cookie|"
+    r"set-cookie|credentials?"
+)
+# A key is sensitive when its last dotted/underscored/dashed segment names a credential.
+KEY_RE = re.compile(rf"(?i)(?:^|[._\-])(?:{_SENSITIVE})$")
+ENV_NAME_RE = re.compile(
+    r"(?i)(?:^|_)(?:KEY|APIKEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH|AUTHORIZATION|AUTH_HEADER)$"
+)
+MIN_SECRET = 6
+
+# (pattern, Python replacement, polars replacement)
+_RULES: list[tuple[str, str, str]] = [
+    # "api_key": "value" in JSON text, and the same inside a JSON string holding JSON (escaped quotes)
+    (r'(?i)("(?:[^"\\]*[._\-])?(?:' + _SENSITIVE + r')"\s*:\s*)(?:"(?:[^"\\]|\\.)*"|\[[^\]]*\])',
+     rf'\1"{MASK}"', f'${{1}}"{MASK}"'),
+    (r'(?i)(\\"(?:[^"\\]*[._\-])?(?:' + _SENSITIVE + r')\\"\s*:\s*)\\"(?:[^"\\]|\\[^"])*\\"',
+     rf'\1\\"{MASK}\\"', f'${{1}}\\"{MASK}\\"'),
+    # HTTP credentials; "Basic" only capitalised, as the scheme is written (prose says "basic").
+    (r"\b((?i:bearer)|Basic)\s+[A-Za-z0-9._~+/=\-]{6,}", rf"\1 {MASK}", f"${{1}} {MASK}"),
+    # key=value / key: value assignments in free text (query strings, repr of a config)
+    (r"(?i)\b((?:api[_-]?key|apikey|access[_-]?token|auth[_-]?token|client[_-]?secret|password|passwd)"
+     r"['\"]?\s*[:=]\s*['\"]?)[^'\"\s,&;}]{4,}",
+     rf"\1{MASK}", f"${{1}}{MASK}"),
+    # passwords in URLs: scheme://user:password@host
+    (r"(?i)\b([a-z][a-z0-9+.\-]*://[^/\s:@'\"]*):[^@\s/'\"]+@", rf"\1:{MASK}@", f"${{1}}:{MASK}@"),
+    # provider key shapes
+    (r"\bsk-[A-Za-z0-9_\-]{8,}", MASK, MASK),
+    (r"\b(?:ghp|gho|ghs|ghu|github_pat)_[A-Za-z0-9_]{16,}", MASK, MASK),
+    (r"\bAKIA[0-9A-Z]{16}\b", MASK, MASK),
+    (r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", MASK, MASK),
+]
+
+
+# Rules that never match prose: a password in a URL and provider key shapes (for refusing secrets in files).
+_SHAPES = [re.compile(p) for p, _, _ in _RULES[4:]]
+
+
+def has_credential(text: str) -> bool:
+    """Whether ``text`` holds a URL password, a provider key shape or a credential variable's value."""
+    return any(rx.search(text) for rx in _SHAPES) or any(s in text for s in env_secrets())
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a key, parameter or variable name names a credential (``x_api_key``, ``GH_TOKEN``)."""
+    return bool(KEY_RE.search(name))
+
+
+def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of credential-named environment variables (long enough to be worth masking), longest first."""
+    env = os.environ if environ is None else environ
+    vals = {v for k, v in env.items() if ENV_NAME_RE.search(k) and len(v) >= MIN_SECRET}
+    return sorted(vals, key=len, reverse=True)
+
+
+class Redactor:
+    """Masks secrets in text, in Python values and in polars text columns."""
+
+    def __init__(self, extra: Iterable[str | None] = (), environ: Mapping[str, str] | None = None) -> None:
+        found = {*env_secrets(environ), *(s for s in extra if s and len(s) >= MIN_SECRET)}
+        self.secrets = sorted(found, key=len, reverse=True)
+        self._literal = re.compile("|".join(re.escape(s) for s in self.secrets)) if self.secrets else None
+        self._py = [(re.compile(p), repl) for p, repl, _ in _RULES]
+
+    def text(self, text: str) -> str:
+        """``text`` with every rule applied."""
+        if self._literal is not None:
+            text = self._literal.sub(MASK, text)
+        for rx, repl in self._py:
+            text = rx.sub(repl, text)
+        return text
+
+    def value(self, v: Any, *, patterns: bool = True) -> Any:
+        """A copy of ``v`` with credential-named keys masked and strings redacted.
+
+        ``patterns=False`` masks only keys and known literal values: for callers that run
+        :meth:`text` over the serialised result anyway (span attributes).
+        """
+        if isinstance(v, Mapping):
+            return {k: (MASK if isinstance(k, str) and is_secret_name(k) and x not in (None, "")
+                        else self.value(x, patterns=patterns)) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [self.value(x, patterns=patterns) for x in v]
+        if isinstance(v, str):
+            if patterns:
+                return self.text(v)
+            return self._literal.sub(MASK, v) if self._literal is not None else v
+        return v
+
+    def column(self, col: pl.Expr) -> pl.Expr:
+        """``col`` (JSON or plain text) with secrets masked, vectorised."""
+        for s in self.secrets:
+            col = col.str.replace_all(s, MASK, literal=True)
+        for pattern, _, repl in _RULES:
+            col = col.str.replace_all(pattern, repl)
+        return col
+
+
+_cache: tuple[tuple[str, ...], Redactor] | None = None
+
+
+def default() -> Redactor:
+    """The process's redactor, rebuilt when the credential-named environment variables change."""
+    global _cache
+    key = tuple(env_secrets())
+    if _cache is None or _cache[0] != key:
+        _cache = (key, Redactor())
+    return _cache[1]
+
+
+def redact(text: str, extra: Iterable[str | None] = ()) -> str:
+    """``text`` with secrets masked; ``extra`` are further literal values (a target's header values)."""
+    extra = [e for e in extra if e]
+    return (Redactor(extra) if extra else default()).text(text)
+
+
+def redact_value(v: Any) -> Any:
+    """A copy of a JSON-like value with secrets masked (for configs, parameters, arguments)."""
+    return default().value(v)
+
+
+class LogFilter(logging.Filter):
+    """Redacts every record a handler emits (attach to handlers: logger filters do not reach children)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        record.msg, record.args = redact(message), None
+        return True
+
+
+def redact_logs(level: str | None = None) -> None:
+    """Route evalkit's log records to stderr through :class:`LogFilter` (the CLI calls this once).
+
+    ``level`` defaults to ``$EVALKIT_LOG_LEVEL`` (else WARNING). Records of other libraries that
+    reach Python's last-resort handler are redacted too.
+    """
+    log = logging.getLogger("evalkit")
+    if any(isinstance(f, LogFilter) for h in log.handlers for f in h.filters):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+    handler.addFilter(LogFilter())
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel((level or os.environ.get("EVALKIT_LOG_LEVEL") or "WARNING").upper())
+    if logging.lastResort is not None:
+        logging.lastResort.addFilter(LogFilter())

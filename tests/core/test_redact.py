@@ -1,0 +1,74 @@
+"""The one redactor: the same rules in Python and in polars, for every sink."""
+
+from __future__ import annotations
+
+import logging
+
+import polars as pl
+import pytest
+
+from evalkit.errors import UserError, describe_exception
+from evalkit.redact import MASK, LogFilter, Redactor, has_credential, is_secret_name, redact
+from evalkit.tracking.errors import TrackingError
+
+CASES = [
+    ("key sk-abcdefgh123 leaked", f"key {MASK} leaked"),
+    ("Authorization: Bearer tok123456789", f"Authorization: Bearer {MASK}"),
+    ("header Basic dXNlcjpwYXNzd29yZA==", f"header Basic {MASK}"),
+    ("http://user:pw@host:5000/x", f"http://user:{MASK}@host:5000/x"),
+    ("postgresql://bob:s3cr3t@db/evalkit", f"postgresql://bob:{MASK}@db/evalkit"),
+    ("GET /v1?api_key=abcdef&x=1", f"GET /v1?api_key={MASK}&x=1"),
+    ("{'password': 'hunter22'}", f"{{'password': '{MASK}'}}"),
+    ('{"api_key": "abc"}', f'{{"api_key": "{MASK}"}}'),
+    ("token ghp_abcdefghijklmnopqrstu", f"token {MASK}"),
+    ("aws AKIAABCDEFGHIJKLMNOP", f"aws {MASK}"),
+    # prose and ordinary values stay as they are
+    ("a basic approach with bearer of news", "a basic approach with bearer of news"),
+    ("https://example.test/path?q=1", "https://example.test/path?q=1"),
+    ("max_tokens=5, tokens 12", "max_tokens=5, tokens 12"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_rules_agree_in_python_and_polars(text: str, expected: str) -> None:
+    r = Redactor(environ={})
+    assert r.text(text) == expected
+    assert pl.DataFrame({"a": [text]}).select(r.column(pl.col("a"))).item() == expected
+
+
+def test_environment_values_and_names() -> None:
+    env = {"OPENAI_API_KEY": "live-key-123456", "AGENT_AUTH_HEADER": "Token zz-top-999", "HOME": "/root",
+           "MONKEY": "banana-banana", "SERVICE_TOKEN": "short"}
+    r = Redactor(environ=env)
+    assert r.text("used live-key-123456 and Token zz-top-999 at /root banana-banana") == (
+        f"used {MASK} and {MASK} at /root banana-banana")
+    assert "short" not in r.secrets  # too short to mask without masking ordinary words
+    assert is_secret_name("x_api_key") and is_secret_name("GH_TOKEN") and is_secret_name("http.header.authorization")
+    assert not is_secret_name("api_key_env") and not is_secret_name("max_tokens") and not is_secret_name("MONKEY")
+    assert not is_secret_name("key") and not is_secret_name("cache_key")  # a scorer's metadata key is no secret
+
+
+def test_values_mask_credential_keys_and_strings() -> None:
+    r = Redactor(extra=["hunter2-hunter2"], environ={})
+    assert r.value({"password": "p", "list": [{"token": "t", "name": "hunter2-hunter2"}], "empty_key": None}) == {
+        "password": MASK, "list": [{"token": MASK, "name": MASK}], "empty_key": None}
+    # patterns=False: keys and literal values only (span attributes run text() over the JSON afterwards)
+    assert r.value({"note": "sk-abcdefghijkl"}, patterns=False) == {"note": "sk-abcdefghijkl"}
+
+
+def test_has_credential_ignores_prose(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "svc-token-9f8e7d")
+    assert has_credential("http://u:p@host") and has_credential("sk-abcdefghijkl") and has_credential("x svc-token-9f8e7d")
+    assert not has_credential("Does the answer mention Bearer authentication and basic auth?")
+
+
+def test_exception_texts_and_logs_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACME_API_KEY", "acme-live-0123456789")
+    exc = RuntimeError("upstream rejected acme-live-0123456789\nsecond line")
+    assert describe_exception(exc) == f"RuntimeError: upstream rejected {MASK}"
+    assert "acme-live" not in str(UserError("bad key acme-live-0123456789", file="suite.yaml", line=3))
+    assert "pw" not in TrackingError("MLflow (http://me:pw@host) refused").message
+    record = logging.LogRecord("evalkit.x", logging.WARNING, __file__, 1, "uri %s key %s",
+                               ("http://me:pw@h", "acme-live-0123456789"), None)
+    assert LogFilter().filter(record) and record.getMessage() == f"uri http://me:{MASK}@h key {MASK}"
+    assert redact("from a header value hdr-value-777", ["hdr-value-777"]) == f"from a header value {MASK}"
