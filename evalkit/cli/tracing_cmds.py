@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -136,6 +137,9 @@ def _flatten(nodes: list[SpanNode], depth: int = 0) -> list[dict[str, Any]]:
     return out
 
 
+TRACE_TEXT = 400  # characters of the case's input, expected and output shown above its trace (--json has all)
+
+
 def trace(
     run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).", show_default=False)],
     case_id: Annotated[str, typer.Argument(help="Case id.", show_default=False)],
@@ -159,6 +163,11 @@ def trace(
     status = {"completed": "[green]ok[/]", "cancelled": "[dim]cancelled[/]"}.get(
         case["outcome"], f"[red]error ({escape(case['error_kind'] or 'scorer')})[/]")
     top = Tree(f"case [bold]{escape(case['case_id'])}[/] #{case['repeat']} · {status} · trace {escape(case['trace_id'])}")
+    for key in ("input", "expected", "output", "error"):
+        value = case.get(key)
+        if value not in (None, "", []):
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+            top.add(f"[bold]{key}[/] {escape(text, TRACE_TEXT)}")
     if not roots:
         top.add("[yellow]no spans stored for this trace[/]")
 

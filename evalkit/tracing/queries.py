@@ -102,8 +102,9 @@ class SpanNode:
 
 
 def case_trace(store: Store, run_id: str, case_id: str, repeat: int | None = None) -> tuple[dict[str, Any], list[SpanNode]]:
-    """(the case's result row, its span trees: the ``evalkit.case`` root first, then any orphans)."""
-    cases = reads.case_rows(store, run_id, case_ids=[case_id], repeat=repeat, details=False)
+    """(the case's result row with its input, expected and output, and its span trees: the ``evalkit.case``
+    root first, then any orphans)."""
+    cases = reads.case_rows(store, run_id, case_ids=[case_id], repeat=repeat)
     if not cases:
         raise UserError(f"run {run_id} has no case '{case_id}'" + (f" (repeat {repeat})" if repeat is not None else ""))
     case = cases[0]

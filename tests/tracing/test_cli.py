@@ -66,7 +66,9 @@ def test_trace_prints_the_tree_with_tools_models_errors_and_verdicts(app: typer.
                   "✗ correctness = 1 (fail)", "scores"):
         assert piece in text, piece
     assert text.index("evalkit.case") < text.index("execute_tool lookup")
+    assert "input boom now" in text and "expected x" in text and text.index("input boom now") < text.index("evalkit.case")
     data = json.loads(CliRunner().invoke(app, ["trace", run_id, "boom", "--json"]).output)
+    assert data["case"]["input"] == "boom now" and data["case"]["expected"] == "x"
     depth = {s["name"]: s["depth"] for s in data["spans"]}
     assert depth["evalkit.case"] == 0 and depth["execute_tool lookup"] > depth["invoke_agent agent"] > 0
     missing = CliRunner().invoke(app, ["trace", run_id, "nope"])
