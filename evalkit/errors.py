@@ -54,7 +54,7 @@ class UserErrors(UserError):
         super().__init__(first.message, file=first.file, line=first.line, field=first.field)
 
     def format(self) -> str:
-        return "\n".join(p.format() for p in self.problems)
+        return "\n".join(self.lines())
 
     def lines(self) -> list[str]:
         return [p.format() for p in self.problems]

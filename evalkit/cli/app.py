@@ -67,6 +67,7 @@ def _mount() -> None:
         batch_cmds,
         cache,
         catalog,
+        doctor,
         init_cmd,
         mlflow_cmds,
         report_cmd,
@@ -79,8 +80,7 @@ def _mount() -> None:
     app.command("run")(run.run)
     app.command("runs")(runs.runs)
     app.command("show")(show.show)
-    from evalkit.cli.doctor import doctor
-    app.command("doctor")(doctor)
+    app.command("doctor")(doctor.doctor)
     app.add_typer(cache.app, name="cache")
     for module in (tracing_cmds, mlflow_cmds, report_cmd, batch_cmds, catalog, init_cmd):
         module.register(app)

@@ -70,7 +70,7 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
     cases = _select(suite, settings)
     baseline_id, notes = find_baseline(store, settings, suite.name, run_id)
     partial = partial_reason(settings)
-    if partial is not None and mode == "new" and settings.shard:
+    if settings.shard and mode == "new":
         notes.append(f"{partial}: its gate covers this slice only; `evalkit merge` gates the whole run")
     target = suite.target
     return Plan(

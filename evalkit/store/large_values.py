@@ -82,4 +82,8 @@ def load(value: Any, store_path: Path | str) -> Any:
     """A decoded JSON column value as it was before :func:`spill` (the value itself when it was not spilled)."""
     if not is_truncated(value):
         return value
-    return json.loads((Path(store_path).parent / value[MARKER]["file"]).read_text(encoding="utf-8"))
+    store_path = Path(store_path)
+    file = (store_path.parent / str(value[MARKER].get("file", ""))).resolve()
+    if not file.is_relative_to(values_dir(store_path).resolve()):  # a marker-shaped output names no other file
+        raise ValueError(f"not a side file of {store_path}: {value[MARKER].get('file')!r}")
+    return json.loads(file.read_text(encoding="utf-8"))

@@ -110,12 +110,10 @@ def _conclude(store: Store, run_id: str, suites: list[Suite], session: Session, 
 
     thresholds = [t for s in suites for t in plan_thresholds(s, settings)]
     baseline_id, baseline_notes = find_baseline(store, settings, name, run_id)
-    notes = [*baseline_notes, *notes]
     outcome = RunOutcome(status="interrupted" if session.interrupted else "completed")
-    run = finish(store, run_id, name, planned=planned, outcome=outcome, settings=settings, thresholds=thresholds,
-                 baseline_id=baseline_id, suite_file=suites[0].path if len(suites) == 1 else None)
-    run.notes[:0] = notes
-    return run
+    return finish(store, run_id, name, planned=planned, outcome=outcome, settings=settings, thresholds=thresholds,
+                  baseline_id=baseline_id, suite_file=suites[0].path if len(suites) == 1 else None,
+                  notes=[*baseline_notes, *notes])
 
 
 def finish_worker(recorder: Recorder, session: Session) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.redact import default as redactor
 from evalkit.redact import redact
+from evalkit.safe_text import json_dumps
 from evalkit.store.db import Store
 from evalkit.tracking.errors import TrackingError
 from evalkit.tracking.payload import TAG, RunPayload, build_payload, case_results_frame
@@ -159,7 +160,7 @@ def _write_artifacts(store: Store, run: dict[str, Any], suite_file: Path | None,
     frame, red = case_results_frame(store, run["run_id"]), redactor()
     text_cols = [c for c, t in frame.schema.items() if t == pl.String]
     frame.with_columns(red.column(pl.col(c)) for c in text_cols).write_parquet(results / "case_results.parquet")
-    (results / CASES_TABLE.rsplit("/", 1)[-1]).write_text(json.dumps(case_table(store, run["run_id"]), default=str),
+    (results / CASES_TABLE.rsplit("/", 1)[-1]).write_text(json_dumps(case_table(store, run["run_id"])),
                                                           encoding="utf-8")
     from evalkit.report.html import write_report
 
@@ -173,10 +174,12 @@ def _write_artifacts(store: Store, run: dict[str, Any], suite_file: Path | None,
 
 CASES_TABLE = "results/cases.json"  # MLflow's table artifact (pandas "split" JSON): previewed in the UI
 TABLE_CELL = 2000
+TABLE_ROWS = 5000  # failures first; the full per-case data is case_results.parquet and the store
 
 
 def case_table(store: Store, run_id: str) -> dict[str, Any]:
-    """One row per case × repeat (failures first): outcome, each score, input, output and trace id."""
+    """One row per case × repeat (failures first, at most :data:`TABLE_ROWS`): outcome, each score, input,
+    output and trace id."""
     from evalkit.store.reads import cases_with_scores
 
     cases = cases_with_scores(store, run_id)
@@ -191,7 +194,7 @@ def case_table(store: Store, run_id: str) -> dict[str, Any]:
         return text if len(text) <= TABLE_CELL else text[:TABLE_CELL] + "…"
 
     rows = []
-    for c in cases:
+    for c in cases[:TABLE_ROWS]:
         by_name = {s["name"]: s for s in c["scores"]}
         scores = [by_name[n]["value"] if n in by_name and by_name[n]["outcome"] == "ok" else
                   (by_name[n]["outcome"] if n in by_name else None) for n in names]

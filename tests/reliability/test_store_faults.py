@@ -48,6 +48,16 @@ def _evaluate(n: int, size: int, concurrency: int) -> Any:
                             cache=False, concurrency=concurrency)
 
 
+def test_a_marker_shaped_value_cannot_name_a_file_outside_the_side_files(tmp_path: Path) -> None:
+    (tmp_path / "secret.json").write_text('"not yours"')
+    spoof = {large_values.MARKER: {"bytes": 11, "sha256": "0" * 64, "file": "secret.json"}, "head": ""}
+    with pytest.raises(ValueError, match="not a side file"):
+        large_values.load(spoof, tmp_path / "store" / "evalkit.duckdb")
+    spoof[large_values.MARKER]["file"] = "evalkit.duckdb.values/../../secret.json"
+    with pytest.raises(ValueError, match="not a side file"):
+        large_values.load(spoof, tmp_path / "store" / "evalkit.duckdb")
+
+
 def test_large_outputs_go_to_side_files_and_read_back_in_full(workspace: Path, monkeypatch: pytest.MonkeyPatch,
                                                               figures: dict[str, Any]) -> None:
     monkeypatch.setenv("EVALKIT_STORE_MEMORY", SMALL_MEMORY)
