@@ -51,3 +51,38 @@ def evalkit_cli(cwd: Path, *args: str, env: dict[str, str] | None = None) -> sub
     """Run the ``evalkit`` command as a user would (a fresh process) in ``cwd``."""
     full = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run([*EVALKIT, *args], cwd=cwd, capture_output=True, text=True, env=full, timeout=600)
+
+
+# -- reliability figures: tests fill them, the session prints them (also under pytest-xdist) -------------
+
+FIGURES: dict[str, dict[str, object]] = {}
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> dict[str, object]:
+    """A dict the test fills; it is printed in pytest's terminal summary at the end of the session."""
+    return FIGURES.setdefault(request.node.name, {})
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the figures to the controller
+        import json
+
+        workeroutput["evalkit_figures"] = json.dumps(FIGURES, default=str)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    import json
+
+    FIGURES.update(json.loads(getattr(node, "workeroutput", {}).get("evalkit_figures", "{}")))
+
+
+def pytest_terminal_summary(terminalreporter: object) -> None:
+    if not any(FIGURES.values()):
+        return
+    terminalreporter.section("evalkit reliability figures")  # type: ignore[attr-defined]
+    for name, figs in sorted(FIGURES.items()):
+        if figs:
+            terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figs.items()))  # type: ignore[attr-defined]
