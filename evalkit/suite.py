@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from evalkit.errors import UserError, UserErrors, describe_exception
 from evalkit.schema import Case
 from evalkit.scorers.registry import BoundScorer, ScorerUnavailable, build_scorer
 from evalkit.targets import Target, build_target
+from evalkit.targets.python_callable import importable
 from evalkit.yaml_lines import line_of, load_yaml
 
 
@@ -53,6 +53,7 @@ class SuiteSpec(BaseModel):
     imports: list[str] = Field(default_factory=list)
     scorers: list[str | dict[str, Any]] = Field(min_length=1)
     thresholds: list[Any] | dict[str, Any] = Field(default_factory=list)
+    primary: str | None = Field(default=None, min_length=1)  # the metric a leaderboard ranks by
     defaults: RunDefaults = Field(default_factory=RunDefaults)
     repeats: int | None = Field(default=None, ge=1, le=1000)
     agent: AgentInfo = Field(default_factory=AgentInfo)
@@ -68,6 +69,7 @@ class Suite:
     target: Target | None
     scorers: list[BoundScorer]
     thresholds: list[Any] = field(default_factory=list)
+    primary: str | None = None  # the suite's headline metric (None: the first threshold's, see plan)
     defaults: RunDefaults = field(default_factory=RunDefaults)
     path: Path | None = None
     dataset_path: Path | None = None
@@ -84,20 +86,6 @@ def _inside(path: Path, roots: list[Path]) -> bool:
 
 
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-
-def _importable(folder: Path) -> None:
-    """Put the suite's folder and the working directory on ``sys.path``, as for the target."""
-    for entry in (folder.resolve(), Path.cwd().resolve()):
-        if not any(_same_dir(entry, e) for e in sys.path):
-            sys.path.insert(0, str(entry))
-
-
-def _same_dir(a: Path, entry: str) -> bool:
-    try:
-        return a == Path(entry or ".").resolve()
-    except OSError:
-        return False
 
 
 def _import_modules(names: list[str], file: Path, lines: dict[Any, int]) -> None:
@@ -118,6 +106,24 @@ def _import_modules(names: list[str], file: Path, lines: dict[Any, int]) -> None
             raise UserError(f"cannot import '{name}': {describe_exception(exc)}{hint}", file=file, line=line) from None
         except (Exception, SystemExit) as exc:  # a module failing as it is imported
             raise UserError(f"cannot import '{name}': {describe_exception(exc)}", file=file, line=line) from None
+
+
+RANKABLE = ("mean", "pass_rate", "pass_at_k", "pass_all_k")  # scorer metrics a suite may rank by
+
+
+def _primary(text: str, scorers: list[str], file: Path, line: int | None) -> str:
+    """The suite's ``primary:`` metric, checked: a scorer's name (its mean) or ``<scorer>/<metric>``."""
+    import difflib
+
+    from evalkit.gate.thresholds import GLOBAL_METRICS
+
+    metric = f"{text}/mean" if text in scorers else text
+    known = [f"{s}/{m}" for s in scorers for m in RANKABLE] + list(GLOBAL_METRICS)
+    if metric not in known:
+        close = difflib.get_close_matches(metric, known, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; give a scorer name or one of {', '.join(known[:4])}, ..."
+        raise UserError(f"primary '{text}' is not a metric of this suite{hint}", file=file, line=line, field="primary")
+    return metric
 
 
 def _all(problems: list[UserError]) -> UserError:
@@ -214,7 +220,7 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
         what = f"dataset '{spec.dataset}'" if isinstance(spec.dataset, str) else "dataset (an inline list)"
         raise UserError(f"{what} has no cases", file=p, line=line_of(lines, ("dataset",)))
     # user code: the suite's folder, its imports, then the target's module (scorers may live there)
-    _importable(base)
+    importable(base)
     _import_modules(spec.imports, p, lines)
     target = None
     if build_target_now:
@@ -250,7 +256,9 @@ def load_suite(path: Path | str, *, build_target_now: bool = True) -> Suite:
     if spec.repeats is not None:
         defaults = defaults.model_copy(update={"repeats": spec.repeats})
     thresholds = spec.thresholds if isinstance(spec.thresholds, list) else [spec.thresholds]
+    primary = _primary(spec.primary, names, p, line_of(lines, ("primary",))) if spec.primary else None
     return Suite(
-        name=spec.name, cases=cases, target=target, scorers=scorers, thresholds=thresholds, defaults=defaults,
+        name=spec.name, cases=cases, target=target, scorers=scorers, thresholds=thresholds, primary=primary,
+        defaults=defaults,
         path=p, dataset_path=dataset_path, agent=spec.agent, raw=data, tags=spec.tags, skipped=skipped, lines=lines,
     )

@@ -71,7 +71,8 @@ def _open_store(store: Path | None, *, read_only: bool) -> Store | None:
 
 def leaderboard(
     suite: Annotated[str | None, typer.Option(help="Only this suite's experiment.")] = None,
-    metric: Annotated[str | None, typer.Option(help="Metric to rank by [default: first <scorer>/mean].")] = None,
+    metric: Annotated[str | None, typer.Option(
+        help="Metric to rank by [default: the suite's primary: metric, else its first threshold's].")] = None,
     by: Annotated[str | None, typer.Option(help="One row per agent, model or judge.")] = None,
     pick: Annotated[str, typer.Option(help="With --by: the best or the latest run of each group.")] = "best",
     last: Annotated[int | None, typer.Option(help="Only the N most recent runs.", min=1)] = None,
@@ -79,6 +80,8 @@ def leaderboard(
     top: Annotated[int, typer.Option(help="How many rows.", min=1, max=1000)] = 20,
     where: Annotated[str | None, typer.Option(help="Extra MLflow filter, e.g. \"tags.`evalkit.agent` = 'x'\".")] = None,
     order: Annotated[str | None, typer.Option(help="asc or desc [default: desc; asc for errors, latency, cost, tokens].")] = None,
+    include_partial: Annotated[bool, typer.Option(
+        "--include-partial", help="Also rank partial runs (a shard, a --limit, a pytest subset).")] = False,
     fmt: FormatOpt = "table",
     store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
@@ -97,7 +100,8 @@ def leaderboard(
         raise UserError(f"--order '{order}': choose asc or desc")
     when = parse_since(since) if since else None
     options: dict[str, Any] = dict(suite=suite, team=team, metric=metric, by=by, pick=pick, last=last, since=when,
-                                   top=top, where=where, ascending=None if order is None else order == "asc")
+                                   top=top, where=where, ascending=None if order is None else order == "asc",
+                                   include_partial=include_partial)
     board = _embedded_board(store, tracking_uri, options) if where is None else None
     if board is None:
         uri, c = _connect(store, tracking_uri)
@@ -128,22 +132,39 @@ def _embedded_board(store: Path | None, tracking_uri: str | None, options: dict[
 
 def compare(
     run_a: Annotated[str, typer.Argument(help="Baseline evalkit run id (or unique prefix).")],
-    run_b: Annotated[str, typer.Argument(help="Candidate evalkit run id.")],
+    run_b: Annotated[str, typer.Argument(help="Candidate evalkit run id (or unique prefix).")],
     fmt: FormatOpt = "table",
     store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
 ) -> None:
-    """Two runs' MLflow metrics side by side with deltas (b − a), and their agent/judge/dataset tags."""
-    from evalkit.tracking.compare import compare_runs
+    """Compare a baseline run A with a candidate run B: per scorer metric the delta (B − A) with its 95 %
+    interval, Holm-adjusted p-value and verdict (regression, improvement, no significant change) from the
+    CI gate's paired test by case id; then error rate, latency, cost and cases, and the identity tags
+    (agent, models, judges, dataset, git commit) that differ.
+
+    Significance needs both runs in the local store (read without MLflow). When a run is only on a
+    tracking server, it shows their headline MLflow metrics, each with its own interval, and no test.
+    """
+    from evalkit.tracking.compare import compare_mlflow, compare_stored, store_run
     from evalkit.tracking.render import render_comparison
-    from evalkit.tracking.uri import bounded_http
 
     _check_format(fmt)
-    _uri, c = _connect(store, tracking_uri)
-    st = _open_store(store, read_only=True)
+    st = _open_store(store, read_only=True)  # None when missing or locked by a running `evalkit run`
     try:
-        with bounded_http():
-            cmp = compare_runs(c, run_a, run_b, store=st)
+        ra, rb = (store_run(st, run_a), store_run(st, run_b)) if st is not None else (None, None)
+        if st is not None and ra is not None and rb is not None:
+            cmp = compare_stored(st, ra, rb)  # no mlflow import on this path
+        else:
+            from evalkit.tracking.uri import bounded_http
+
+            try:
+                _uri, c = _connect(store, tracking_uri)
+            except UserError as exc:
+                missing = " and ".join(f"'{r}'" for r, row in ((run_a, ra), (run_b, rb)) if row is None)
+                where = "the local store" if st is not None else "a readable local store"
+                raise UserError(f"run {missing} is not in {where}, and {exc.message}") from None
+            with bounded_http():
+                cmp = compare_mlflow(c, run_a, run_b, store=st)
     finally:
         if st is not None:
             st.close()

@@ -18,7 +18,7 @@ from evalkit.pipeline.settings import PLAN_KEYS, RunSettings
 from evalkit.redact import redact_value
 from evalkit.schema import Case
 from evalkit.store.db import Store
-from evalkit.suite import Suite
+from evalkit.suite import RANKABLE, Suite
 
 Door = Literal["cli", "pytest", "api", "merge"]
 _FLAGS = {"repeats": "--repeat", "timeout_s": "--timeout", "thresholds": "--threshold"}
@@ -88,8 +88,22 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
             "engine": settings.engine,
             "settings": settings.plan_part(),
             "partial": partial,
+            "primary": primary_metric(suite, thresholds),
         },
     )
+
+
+def primary_metric(suite: Suite, thresholds: list[Any]) -> str:
+    """The metric the run is ranked by: the suite's ``primary:``, else its first threshold on a scorer's
+    mean or pass rate, else its first scorer's mean."""
+    if suite.primary:
+        return suite.primary
+    names = {s.name for s in suite.scorers}
+    for t in thresholds:
+        scorer, _, part = t.metric.rpartition("/")
+        if scorer in names and part in RANKABLE:
+            return str(t.metric)
+    return f"{suite.scorers[0].name}/mean"
 
 
 def find_baseline(store: Store | None, settings: RunSettings, suite: str, run_id: str) -> tuple[str | None, list[str]]:

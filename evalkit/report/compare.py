@@ -24,7 +24,10 @@ def _scores(store: Store, run_id: str) -> pl.DataFrame:
     return reads.score_frame(store, run_id)
 
 
-def _paired(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[str, list[dict[str, Any]]]:
+def paired_metrics(cur: pl.DataFrame, base: pl.DataFrame, baseline_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The gate's paired comparison of candidate scores ``cur`` with baseline scores ``base``: a method
+    line and one row per scorer metric (``a`` baseline, ``b`` candidate, ``delta`` = b − a, ``ci`` of the
+    delta, ``p``/``p_adj``, verdict flags, ``n`` paired cases). Shared by the diff report and ``evalkit compare``."""
     from evalkit.gate.baseline import compare_runs
 
     result = compare_runs(cur, base, baseline_run_id=baseline_id)
@@ -83,7 +86,8 @@ def _side(store: Store, run_id: str, case_ids: list[str]) -> dict[str, dict[str,
     return out
 
 
-def _run_metrics(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def run_metrics(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run-level rows (error rate, latency, tokens, cost, cases) of two stored run summaries, with b − a."""
     keys = [("error_rate", "error rate"), ("latency_p50_ms", "latency p50 (ms)"), ("latency_p95_ms", "latency p95 (ms)"),
             ("tokens_total", "tokens"), ("cost_usd_total", "cost (USD)"), ("cases", "cases")]
     rows = []
@@ -99,7 +103,7 @@ def compare_payload(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
     ra, rb = store.get_run(run_a), store.get_run(run_b)
     sa, sb = _scores(store, ra["run_id"]), _scores(store, rb["run_id"])
     if sa.height and sb.height:
-        method, metrics = _paired(sb, sa, ra["run_id"])
+        method, metrics = paired_metrics(sb, sa, ra["run_id"])
         significance = True
     else:
         method, metrics, significance = "nothing to compare: a run has no scores", [], False
@@ -115,7 +119,7 @@ def compare_payload(store: Store, run_a: str, run_b: str) -> dict[str, Any]:
         "method": method,
         "significance": significance,
         "metrics": metrics,
-        "run_metrics": _run_metrics(ra.get("summary") or {}, rb.get("summary") or {}),
+        "run_metrics": run_metrics(ra.get("summary") or {}, rb.get("summary") or {}),
         "flips": [{"case_id": c, "flips": [list(f) for f in flips[c]], "a": side_a.get(c), "b": side_b.get(c)}
                   for c in ids],
         "flips_total": len(flips),

@@ -96,6 +96,62 @@ def cases_with_scores(store: Store, run_id: str) -> list[dict[str, Any]]:
 _SCORE_KEYS = ("name", "value", "passed", "rationale", "error", "outcome", "error_kind", "metadata")
 
 
+_FLAGGED = """bad AS (SELECT DISTINCT case_id, repeat FROM scores WHERE run_id = $run AND passed = false),
+flagged AS (
+    SELECT c.rowid AS rid, c.case_id, c.repeat,
+           (c.outcome IS DISTINCT FROM 'completed' OR b.case_id IS NOT NULL) AS failed
+    FROM case_results c LEFT JOIN bad b ON b.case_id = c.case_id AND b.repeat = c.repeat
+    WHERE c.run_id = $run)"""
+"""Each case × repeat row of run ``$run`` (by ``rowid``) with ``failed`` as :func:`cases_with_scores` decides it:
+an outcome other than ``completed`` (errored, cancelled, none) or a score with ``passed = false``
+(a not-applicable score has no verdict, so it never fails a case)."""
+
+
+def case_counts(store: Store, run_id: str) -> tuple[int, int]:
+    """(case × repeat rows, failed ones) of a run, counted in SQL (``failed`` as :func:`cases_with_scores`)."""
+    row = store.execute(f"WITH {_FLAGGED} SELECT count(*), count(*) FILTER (WHERE failed) FROM flagged",
+                        {"run": run_id})[0]
+    return int(row[0]), int(row[1])
+
+
+def case_page(store: Store, run_id: str, *, failed_only: bool = False, limit: int | None = 50,
+              offset: int = 0) -> tuple[list[dict[str, Any]], int, int]:
+    """One page of :func:`cases_with_scores`: (rows, total case × repeat rows, failed ones).
+
+    ``failed`` is computed, failures are ordered first (then case id, repeat) and ``limit`` /
+    ``offset`` are applied in DuckDB (``limit=None``: every row from ``offset`` on); only then are the
+    page's case rows fetched, their input, expected, output and tool calls decoded, and their scores
+    read. ``failed_only`` keeps failed rows only; the totals are always the run's.
+    """
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError("limit and offset must not be negative")
+    total, failed_total = case_counts(store, run_id)
+    page_sql = (f"SELECT rid, case_id, repeat, failed FROM flagged{' WHERE failed' if failed_only else ''}"
+                " ORDER BY failed DESC, case_id, repeat, rid"
+                + (" LIMIT $limit" if limit is not None else "") + " OFFSET $offset")
+    params: dict[str, Any] = {"run": run_id, "offset": offset}
+    if limit is not None:
+        params["limit"] = limit
+    cols = ", ".join(f"c.{k}" for k in CASE_COLUMNS + DETAIL_COLUMNS)
+    rows = store.query(
+        f"WITH {_FLAGGED}, page AS ({page_sql}) SELECT {cols}, p.failed AS failed FROM page p"
+        " JOIN case_results c ON c.rowid = p.rid ORDER BY p.failed DESC, p.case_id, p.repeat, p.rid", params)
+    by_key: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    if rows:
+        keys = {(r["case_id"], r["repeat"]) for r in rows}
+        for s in score_rows(store, run_id, case_ids=sorted({k[0] for k in keys})):
+            key = (s["case_id"], s["repeat"])
+            if key in keys:
+                by_key.setdefault(key, []).append({k: s[k] for k in _SCORE_KEYS})
+    for r in rows:
+        for k in DETAIL_COLUMNS:
+            if isinstance(r[k], str):
+                r[k] = json.loads(r[k])
+        r["scores"] = by_key.get((r["case_id"], r["repeat"]), [])
+        r["failed"] = bool(r.pop("failed"))
+    return rows, total, failed_total
+
+
 # -- per-case detail -------------------------------------------------------------------------------
 
 DETAIL_COLUMNS = ("input", "expected", "output", "tool_calls")  # stored as JSON

@@ -62,14 +62,20 @@ def from_callable(fn: Callable[..., Any], name: str | None = None) -> Target:
     return Target(name=label, call=call, version=version, kind="callable", config={"callable": label})
 
 
+def importable(folder: Path) -> None:
+    """Put ``folder`` and the working directory on ``sys.path`` (absolute: a relative entry would follow
+    later changes of directory and go stale in the import caches)."""
+    for entry in (folder.resolve(), Path.cwd().resolve()):
+        if str(entry) not in sys.path:
+            sys.path.insert(0, str(entry))
+
+
 def from_import_path(path: str, base_dir: Path) -> Target:
     """Import ``package.module:function`` (the suite's directory and cwd are on the path)."""
     mod_name, sep, attr = path.partition(":")
     if not sep or not mod_name or not attr:
         raise UserError(f"target '{path}' must look like 'package.module:function'", field="target")
-    for p in (str(base_dir), str(Path.cwd())):
-        if p not in sys.path:
-            sys.path.insert(0, p)
+    importable(base_dir)
     try:
         module = importlib.import_module(mod_name)
     except ImportError as exc:

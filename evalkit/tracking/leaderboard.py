@@ -1,9 +1,10 @@
 """The quality leaderboard: a ranked MLflow search, never a scan of every run.
 
-Runs are ranked by one metric with ``search_runs`` (filter, ``order_by``, pages of at most 100),
-shown with the metric's interval, error rate (the run's one error rate, ``errors/rate``), cost and
+Runs are ranked by one metric (default: the suite's primary metric, tag ``evalkit.primary``) with
+``search_runs`` (filter, ``order_by``, pages of at most 100), shown with the metric's interval, error rate (the run's one error rate, ``errors/rate``), cost and
 age. Rows whose intervals overlap the first row of their tie group share its rank ("tied"). A row
-says whether its run accounted for every planned case (``complete``) from the ledger metrics.
+says whether its run accounted for every planned case (``complete``) from the ledger metrics. Partial
+runs (a shard, a ``--limit`` or a pytest subset: tag ``evalkit.partial``) are left out unless asked for.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from evalkit.errors import UserError
 from evalkit.tracking.experiments import experiments
+from evalkit.tracking.metric_names import interval_of
 from evalkit.tracking.payload import TAG
 from evalkit.tracking.sqlite_stats import maybe_analyze
 
@@ -69,19 +71,11 @@ class Board:
     by: str | None
     entries: list[Entry] = field(default_factory=list)
     scanned: int = 0
+    partial_skipped: int = 0  # partial runs read and left out
+    metric_source: str = "--metric"  # why this metric: --metric, the suite's primary, or the first mean
 
     def rows(self) -> list[dict[str, Any]]:
         return [asdict(e) for e in self.entries]
-
-
-def interval_keys(metric: str) -> tuple[str, str] | None:
-    """Names of the interval bounds logged for ``metric`` (``x/mean`` → ``x/ci_low``, ``x/ci_high``)."""
-    if metric.endswith("/mean"):
-        base = metric[: -len("/mean")]
-        return f"{base}/ci_low", f"{base}/ci_high"
-    if metric.endswith("/pass_rate"):
-        return f"{metric}_ci_low", f"{metric}_ci_high"
-    return None
 
 
 def lower_is_better(metric: str) -> bool:
@@ -118,16 +112,20 @@ def age(start_ms: int | None, now: float | None = None) -> str:
     return f"{int(secs)}s"
 
 
-def default_metric(c: MlflowClient, exp_ids: list[str]) -> str:
-    """The first scorer mean of the latest run (what a leaderboard usually ranks by)."""
+def default_metric(c: MlflowClient, exp_ids: list[str]) -> tuple[str, str]:
+    """The latest run's primary metric (its suite's ``primary:`` or first threshold), and where it came from;
+    for runs logged before suites had one, its first scorer mean."""
     latest = list(c.search_runs(exp_ids, "attributes.status = 'FINISHED'", max_results=1,
                                 order_by=["attributes.start_time DESC"]))
     if not latest:
         raise UserError("no finished runs in MLflow yet: log runs with `evalkit run` or `evalkit sync`")
+    primary = latest[0].data.tags.get("evalkit.primary")
+    if primary and primary in latest[0].data.metrics:
+        return primary, "the suite's primary metric"
     means = sorted(k for k in latest[0].data.metrics if k.endswith("/mean"))
     if not means:
         raise UserError("the latest run has no '<scorer>/mean' metric; pick one with --metric")
-    return means[0]
+    return means[0], "the first scorer mean (the suite names no primary metric)"
 
 
 def _group_of(run: Run, by: str) -> str:
@@ -143,8 +141,7 @@ def _entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str
     m = {k: v for k, v in run.data.metrics.items() if v is not None and math.isfinite(v)}
     if metric not in m:
         return None
-    keys = interval_keys(metric)
-    lo, hi = (m.get(keys[0]), m.get(keys[1])) if keys else (None, None)
+    lo, hi = interval_of(m, metric)
     tags = run.data.tags
     start = run.info.start_time
     return Entry(
@@ -176,13 +173,24 @@ def rank(entries: list[Entry]) -> list[Entry]:
     return entries
 
 
-def _pages(c: MlflowClient, exp_ids: list[str], filt: str, order: list[str], limit: int) -> Any:
+def _pages(c: MlflowClient, exp_ids: list[str], filt: str, order: list[str], limit: int, board: Board,
+           include_partial: bool) -> Any:
+    """Runs in ``order``, ``limit`` at most, partial ones left out (counted on ``board``) unless included;
+    never more than MAX_SCAN read."""
     token = None
-    seen = 0
-    while seen < limit:
-        page = c.search_runs(exp_ids, filt, max_results=min(PAGE, limit - seen), order_by=order, page_token=token)
-        yield from page
-        seen += len(page)
+    kept = 0
+    while kept < limit and board.scanned < MAX_SCAN:
+        size = min(PAGE, MAX_SCAN - board.scanned, (limit - kept) * (1 if include_partial else 2))
+        page = c.search_runs(exp_ids, filt, max_results=size, order_by=order, page_token=token)
+        for run in page:
+            board.scanned += 1
+            if not include_partial and run.data.tags.get("evalkit.partial"):
+                board.partial_skipped += 1
+                continue
+            yield run
+            kept += 1
+            if kept >= limit:
+                return
         token = page.token
         if not token or not len(page):
             return
@@ -202,8 +210,10 @@ def leaderboard(
     top: int = 20,
     where: str | None = None,
     ascending: bool | None = None,
+    include_partial: bool = False,
 ) -> Board:
-    """Rank finished runs by ``metric`` (default: the latest run's first ``<scorer>/mean``)."""
+    """Rank finished runs by ``metric`` (default: the latest run's primary metric); partial runs
+    (shards, subsets) only with ``include_partial``."""
     if last is not None and since is not None:
         raise UserError("give --last or --since, not both")
     if by is not None and by not in GROUP_TAGS:
@@ -215,7 +225,9 @@ def leaderboard(
         raise UserError("no MLflow experiments yet: log runs with `evalkit run` or `evalkit sync`")
     exp_ids = [e.experiment_id for e in exps]
     names = {e.experiment_id: e.name for e in exps}
-    metric = metric or default_metric(c, exp_ids)
+    source = "--metric"
+    if not metric:
+        metric, source = default_metric(c, exp_ids)
     asc = lower_is_better(metric) if ascending is None else ascending
     clauses = ["attributes.status = 'FINISHED'"]
     if since is not None:
@@ -225,17 +237,16 @@ def leaderboard(
     filt = " AND ".join(clauses)
     by_metric = [f"metrics.`{metric}` {'ASC' if asc else 'DESC'}", "attributes.start_time DESC"]
     now = time.time()
-    board = Board(metric=metric, ascending=asc, by=by)
+    board = Board(metric=metric, ascending=asc, by=by, metric_source=source)
     latest_first = ["attributes.start_time DESC"]
     if last is not None:
-        runs = list(_pages(c, exp_ids, filt, latest_first, min(last, MAX_SCAN)))
+        runs = list(_pages(c, exp_ids, filt, latest_first, min(last, MAX_SCAN), board, include_partial))
     elif by is not None and pick == "latest":
-        runs = list(_pages(c, exp_ids, filt, latest_first, MAX_SCAN))
+        runs = list(_pages(c, exp_ids, filt, latest_first, MAX_SCAN, board, include_partial))
     elif by is not None:
-        runs = _grouped_scan(c, exp_ids, filt, by_metric, by, top)
+        runs = _grouped_scan(_pages(c, exp_ids, filt, by_metric, MAX_SCAN, board, include_partial), by, top)
     else:
-        runs = list(_pages(c, exp_ids, filt, by_metric, top))
-    board.scanned = len(runs)
+        runs = list(_pages(c, exp_ids, filt, by_metric, top, board, include_partial))
 
     def order(e: Entry) -> tuple[float, float]:
         return (e.value if asc else -e.value, -(e.started.timestamp() if e.started else 0))
@@ -250,11 +261,11 @@ def leaderboard(
     return board
 
 
-def _grouped_scan(c: MlflowClient, exp_ids: list[str], filt: str, order: list[str], by: str, top: int) -> list[Run]:
-    """Read ranked pages until ``top`` groups have their best run (at most MAX_SCAN runs)."""
+def _grouped_scan(ranked: Any, by: str, top: int) -> list[Run]:
+    """Read ranked runs until ``top`` groups have their best run."""
     out: list[Run] = []
     groups: set[str] = set()
-    for r in _pages(c, exp_ids, filt, order, MAX_SCAN):
+    for r in ranked:
         out.append(r)
         groups.add(_group_of(r, by))
         if len(groups) >= top:

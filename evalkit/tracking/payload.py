@@ -3,14 +3,14 @@
 Pure with respect to MLflow (no import of it): built from the DuckDB rows of the run, read through
 :mod:`evalkit.store.reads`. The metrics are :meth:`RunSummary.metrics` of the run's summary: the one
 error rate (``errors/rate``, ``errors/count``), per-scorer ``<scorer>/errors`` and
-``<scorer>/not_applicable``, and the ledger (``cases/planned``, ``cases/cancelled``, ``cases/missing``).
+``<scorer>/not_applicable``, and the ledger (``cases/planned``, ``cases/cancelled``, ``cases/missing``),
+rounded for reading, with the interval bounds in a group of their own (:func:`mlflow_metrics`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from evalkit.safe_text import markdown, markdown_code
 from evalkit.schema import RunSummary
 from evalkit.store import reads
 from evalkit.store.db import Store
+from evalkit.tracking.metric_names import mlflow_metrics
 
 TAG = "evalkit.run_id"  # the identity of an MLflow run: one per evalkit run
 PARAM_MAX = 6000
@@ -143,8 +144,7 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
     name, version, models = agent_info(run)
     js = judges(store, run_id)
     summary = run_summary(store, run)
-    metrics = {k: float(v) for k, v in (summary.metrics() if summary else {}).items()
-               if v is not None and math.isfinite(float(v))}
+    metrics = mlflow_metrics(summary.metrics() if summary else {})
     judge_models = sorted({j["model"] for j in js if j.get("model")})
     params = {
         "target": run.get("target"),
@@ -176,6 +176,7 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
         "mlflow.runName": run_id,
         "mlflow.note.content": description(run, _json(run.get("summary")), gate),
         "evalkit.partial": _json(run.get("config")).get("partial"),  # a shard or subset: not ranked
+        "evalkit.primary": _json(run.get("config")).get("primary"),  # the metric the leaderboard ranks by
     }
     for j in js:
         key = f"evalkit.judge.{j['name']}"

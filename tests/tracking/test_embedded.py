@@ -12,6 +12,7 @@ import pytest
 
 from evalkit.store.db import open_store
 from evalkit.tracking import TrackingUnavailable, log_run
+from evalkit.tracking.metric_names import mlflow_name
 from evalkit.tracking.sqlite_stats import maybe_analyze
 from evalkit.tracking.uri import client
 from tests.conftest import REPO
@@ -43,8 +44,9 @@ def test_demo_run_is_an_mlflow_run(tracked: Path) -> None:
     assert c.get_experiment(run.info.experiment_id).name == "it-support-demo"
     assert run.info.status == "FINISHED" and run.info.run_name == run_id
     for name, value in out["metrics"].items():
-        assert run.data.metrics[name] == pytest.approx(value)
-    assert {"key_facts/mean", "key_facts/ci_low", "errors/rate", "latency_ms/p95", "cost_usd/total",
+        places = 0.05 if name.startswith("latency_ms/") else 5e-5  # rounded: 0.1 ms, four decimals
+        assert run.data.metrics[mlflow_name(name)] == pytest.approx(value, abs=places)
+    assert {"key_facts/mean", "interval/key_facts/mean_low", "errors/rate", "latency_ms/p95", "cost_usd/total",
             "cases"} <= set(run.data.metrics)
     assert run.data.params["concurrency"] == "8" and run.data.params["repeats"] == "1"
     assert run.data.params["dataset_path"].endswith("cases.jsonl")
@@ -134,11 +136,14 @@ def test_leaderboard_and_compare(tracked: Path) -> None:
     assert code == 0 and md.count(f"| {a1} |") == 1
     code, csv_text = cli("leaderboard", "--metric", "exact_match/mean", "-f", "csv")
     assert pl.read_csv(io.StringIO(csv_text)).height == 4
-    cmp = cli_json("compare", a1, b, "-f", "json")
+    cmp = cli_json("compare", a1, b, "-f", "json")  # both in the local store: the gate's paired test
+    assert cmp["source"] == "store"
     deltas = {m["metric"]: m for m in cmp["metrics"]}
     assert deltas["exact_match/mean"]["delta"] == pytest.approx(0.1 - 0.9)
-    assert cmp["tags"]["evalkit.agent_ref"] == {"a": "alpha@1", "b": "beta@1.0"}
-    code, text = cli("compare", a1, "no-such-run")
+    assert deltas["exact_match/pass_rate"]["regression"] and deltas["exact_match/pass_rate"]["p_adj"] < 0.05
+    assert deltas["exact_match/pass_rate"]["n"] == 40 and deltas["exact_match/pass_rate"]["ci"][1] < 0
+    assert cmp["tags"]["agent"] == {"a": "alpha@1", "b": "beta@1.0", "differs": True}
+    code, text = cli("compare", a1, "no-such-run")  # not in the store: looked up in MLflow
     assert code == 2 and "not in MLflow" in text
 
 

@@ -39,7 +39,14 @@ def test_log_leaderboard_compare_on_a_server(workspace: Path, mlflow_server: str
     assert [e["run_id"] for e in board["entries"]] == [good, bad]
     assert not board["entries"][0]["tied"] and board["entries"][0]["ci_low"] is not None
     cmp = cli_json("compare", good, bad, "--tracking-uri", mlflow_server, "-f", "json")
+    assert cmp["source"] == "store"  # both runs are in the local store: no server round trip
     assert {m["metric"]: m["delta"] for m in cmp["metrics"]}["exact_match/mean"] < -0.5
+    assert {m["metric"]: m["verdict"] for m in cmp["metrics"]}["exact_match/pass_rate"] == "regression"
+    remote = cli_json("compare", good, bad, "--tracking-uri", mlflow_server, "--store",
+                      str(workspace / "elsewhere.duckdb"), "-f", "json")  # no local store: from the server
+    assert remote["source"] == "mlflow" and remote["mlflow_a"] == ids[good] and remote["mlflow_b"] == ids[bad]
+    em = {m["metric"]: m for m in remote["metrics"]}["exact_match/mean"]
+    assert em["delta"] < -0.5 and em["a_ci"][0] <= em["a"] <= em["a_ci"][1] and em["p"] is None
 
 
 def test_server_down_then_sync(workspace: Path, mlflow_server: str, dead_uri: str) -> None:

@@ -11,7 +11,8 @@ import pytest
 from evalkit.redact import MASK, Redactor
 from evalkit.store.db import open_store
 from evalkit.tracking.errors import TrackingUnavailable
-from evalkit.tracking.leaderboard import Board, Entry, interval_keys, lower_is_better, parse_since, rank
+from evalkit.tracking.leaderboard import Board, Entry, lower_is_better, parse_since, rank
+from evalkit.tracking.metric_names import interval_keys, interval_of
 from evalkit.tracking.payload import build_payload
 from evalkit.tracking.render import FORMATS, render_board
 from evalkit.tracking.uri import experiment_name, probe, resolve_tracking_uri
@@ -87,10 +88,12 @@ def test_payload_has_metrics_tags_and_judges(workspace: Path, monkeypatch: pytes
         run = st.get_run(run_id)
         p = build_payload(st, run, team="search")
     summary = run["summary"]
-    assert {"exact_match/mean", "exact_match/pass_rate", "exact_match/ci_low", "exact_match/ci_high",
-            "helpful/mean", "errors/rate", "latency_ms/p50", "latency_ms/p95", "tokens/total", "cost_usd/total",
+    assert {"exact_match/mean", "exact_match/pass_rate", "interval/exact_match/mean_low",
+            "interval/exact_match/mean_high", "interval/exact_match/pass_rate_low", "helpful/mean", "errors/rate", "latency_ms/p50", "latency_ms/p95", "tokens/total", "cost_usd/total",
             "cases"} <= set(p.metrics)
-    assert p.metrics["exact_match/mean"] == pytest.approx(summary["scorers"][0]["mean"])
+    assert p.metrics["exact_match/mean"] == pytest.approx(summary["scorers"][0]["mean"], abs=5e-5)
+    assert not any(k.endswith(("ci_low", "ci_high")) for k in p.metrics)  # bounds only in their own group
+    assert all(round(v, 4) == v for k, v in p.metrics.items() if not k.startswith("cost_usd/"))  # readable
     assert p.tags["evalkit.run_id"] == run_id
     assert p.tags["evalkit.judge.helpful"] == "helpful@2"
     assert p.tags["evalkit.judge.helpful.prompt_sha256"] == JUDGE_SHA
@@ -113,8 +116,13 @@ def test_ties_are_overlapping_intervals() -> None:
 
 
 def test_metric_conventions() -> None:
-    assert interval_keys("quality/mean") == ("quality/ci_low", "quality/ci_high")
-    assert interval_keys("quality/pass_rate") == ("quality/pass_rate_ci_low", "quality/pass_rate_ci_high")
+    assert interval_keys("quality/mean") == ("interval/quality/mean_low", "interval/quality/mean_high")
+    assert interval_keys("quality/pass_rate") == ("interval/quality/pass_rate_low", "interval/quality/pass_rate_high")
+    # runs logged before the bounds had their own group keep their intervals on the board
+    assert interval_of({"quality/ci_low": 0.1, "quality/ci_high": 0.3}, "quality/mean") == (0.1, 0.3)
+    assert interval_of({"interval/quality/pass_rate_low": 0.2, "interval/quality/pass_rate_high": 0.4},
+                       "quality/pass_rate") == (0.2, 0.4)
+    assert interval_of({}, "quality/mean") == (None, None)
     assert interval_keys("cases") is None
     assert lower_is_better("latency_ms/p95") and lower_is_better("errors/rate") and not lower_is_better("x/mean")
     assert lower_is_better("judge/errors") and lower_is_better("judge/not_applicable")
@@ -158,7 +166,7 @@ def test_payload_recounts_a_summary_written_before_outcomes_were_typed(workspace
     assert new["errors/rate"] == recounted["errors/rate"] == pytest.approx(1.0)
     assert new["helpful/errors"] == recounted["helpful/errors"] == 40
     assert recounted["helpful/not_applicable"] == 0 and recounted["cases/cancelled"] == 0
-    assert (recounted["exact_match/ci_low"], recounted["exact_match/ci_high"]) == (0.5, 0.9)  # stored intervals kept
+    assert (recounted["interval/exact_match/mean_low"], recounted["interval/exact_match/mean_high"]) == (0.5, 0.9)
 
 
 def test_import_of_an_export_without_outcomes(workspace: Path) -> None:
