@@ -1,9 +1,11 @@
-"""A progress sidecar file next to the store, readable while a run holds the store's write lock."""
+"""A progress sidecar file next to the store: cheap to read while a run writes, and it names the process
+running the run (host and pid), so ``evalkit status`` can tell a live run from one whose process is gone."""
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ def write_progress(path: Path, data: dict[str, Any]) -> None:
     """Atomically replace the progress file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**data, "updated_at": time.time()}))
+    tmp.write_text(json.dumps({**data, "updated_at": time.time(), "pid": os.getpid(), "host": socket.gethostname()}))
     os.replace(tmp, path)
 
 
@@ -26,3 +28,16 @@ def read_progress(path: Path) -> dict[str, Any] | None:
         return dict(json.loads(path.read_text()))
     except (OSError, ValueError):
         return None
+
+
+def process_gone(snap: dict[str, Any] | None) -> bool:
+    """The progress file names a process on this machine that no longer exists."""
+    if not snap or not isinstance(snap.get("pid"), int) or snap.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(snap["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by someone else
+    return False

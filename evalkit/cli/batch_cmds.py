@@ -17,14 +17,14 @@ def status(
     json_out: JsonOpt = False,
 ) -> None:
     """Progress of a run: done / total, cases/s, ETA, errors, tokens and cost (works while it runs)."""
-    from evalkit.batch.progress_file import progress_path, read_progress
+    from evalkit.batch.progress_file import process_gone, progress_path, read_progress
     from evalkit.store.db import default_store_path, open_store
     from evalkit.store.reads import ledger
 
     path = store or default_store_path()
     snap = read_progress(progress_path(path, run_id))
-    try:  # the store is readable only when no run holds its write lock
-        with open_store(path, read_only=True) as st:
+    try:
+        with open_store(path, read_only=True) as st:  # readable while runs write (they take turns)
             run = st.get_run(run_id)
             books = ledger(st, run["run_id"])
     except UserError:
@@ -36,7 +36,7 @@ def status(
                 "total": run["cases_total"], "completed": books.completed, "errors": books.errored,
                 "cancelled": books.cancelled, "tokens": summ.get("tokens_total"),
                 "cost_usd": summ.get("cost_usd_total")}
-        if run["status"] == "running":  # nobody holds the store: the process that ran it is gone
+        if run["status"] == "running" and process_gone(snap):  # its process died without finishing it
             snap["stale"] = True
             snap["hint"] = f"no process is running it; continue with: evalkit run SUITE --resume {run['run_id']}"
     if json_out:

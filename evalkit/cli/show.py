@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -51,6 +52,7 @@ def why(c: dict[str, Any]) -> str:
 
 
 DEFAULT_LIMIT = 50
+MAX_PIPE_WIDTH = 400  # a piped table is drawn at its natural width up to this (why is cut at 120)
 
 
 def page_footer(run_id: str, *, shown: int, offset: int, total: int, failed_total: int, failed_only: bool,
@@ -125,10 +127,13 @@ def show(
     if cases:
         # narrower than its columns' least width (the longest case id, each other column's longest word),
         # the table is drawn that wide rather than squeezing columns away
-        least = Measurement.get(out, out.options.update_width(100_000), t).minimum
+        measure = Measurement.get(out, out.options.update_width(100_000), t)
+        least = measure.minimum
         if least > out.width:
             t.width = least
-        out.print(t, crop=least <= out.width)
+        if not sys.stdout.isatty():  # into a pipe or a CI log: rows unwrapped, greppable
+            t.width = max(least, min(measure.maximum, MAX_PIPE_WIDTH))
+        out.print(t, crop=False if not sys.stdout.isatty() else least <= out.width)
     store_arg = str(store) if store is not None and os.environ.get("EVALKIT_STORE") != str(store) else None
     out.print(terminal_line(page_footer(run["run_id"], shown=len(cases), offset=offset, total=total,
                                         failed_total=failed_total, failed_only=failed, limit=page_size,

@@ -337,7 +337,8 @@ class BoundScorer:
 def numpy_bool() -> tuple[type, ...]:
     """numpy's bool type when numpy is already loaded (a scorer returning ``np.bool_`` is a verdict)."""
     np = sys.modules.get("numpy")
-    return (np.bool_,) if np is not None else ()
+    kind = getattr(np, "bool_", None)  # numpy may be half-imported by another thread (no bool_ yet)
+    return (kind,) if isinstance(kind, type) else ()
 
 
 def _type_name(value: Any) -> str:

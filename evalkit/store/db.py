@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
-import threading
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import StoreCorrupt, StoreError, StoreLocked, UserError
 from evalkit.store import large_values
+from evalkit.store.lease import Lease, lease_for
 from evalkit.store.migrations import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -139,16 +141,18 @@ class GuardedConnection:
 
 
 class Store:
-    """One DuckDB connection to the workspace store. The process that opens it writable owns it.
+    """The workspace store: a DuckDB file several processes share, through one :class:`Lease` per process.
 
-    Every failure is a :class:`StoreError` naming the file: :class:`StoreCorrupt` for a damaged file,
-    :class:`StoreLocked` when another process writes it, a newer or unknown schema in plain words.
+    Nothing holds the file between operations: each one opens it (writable, or read-only for a reader),
+    and it is let go when idle or when another process knocks (:mod:`evalkit.store.lease`), so readers,
+    runs, pytest sessions and ``collect`` take turns on one file. Every failure is a :class:`StoreError`
+    naming the file: :class:`StoreCorrupt` for a damaged file, :class:`StoreLocked` when another process
+    kept it past ``$EVALKIT_STORE_WAIT``, a newer or unknown schema in plain words.
     """
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
-        self._lock = threading.RLock()
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no store here yet; run `evalkit run` first or pass --store")
         self._memory = ("", 0) if read_only else memory_limit()
@@ -156,77 +160,75 @@ class Store:
         if not read_only:
             with contextlib.suppress(OSError):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = self._connect()
+        self._lease = lease_for(self.path, functools.partial(connect_file, self.path))
+        self._lease.attach()
+        self._pinned = self._closed = False
+        if str(self.path) == ":memory:":  # an in-memory database lives only while its connection is open
+            self._lease.pin(writable=True)
+            self._pinned = True
         try:
-            self._check_size()
-            if read_only:
-                self._schema_version()
-            else:
-                self._migrate()
+            with self._use() as con:
+                self._check_size(con)
+                if read_only:
+                    self._schema_version(con)
+                else:
+                    self._migrate(con)
         except BaseException:
-            with contextlib.suppress(Exception):
-                self._con.close()
+            self.close()
             raise
+
+    @contextlib.contextmanager
+    def _use(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The connection for one operation; a failure to open it is a :class:`StoreError`."""
+        import duckdb
+
+        try:
+            cm = self._lease.use(writable=not self.read_only)
+            con = cm.__enter__()
+        except (duckdb.Error, OSError) as exc:
+            raise store_error(exc, self.path) from None
+        try:
+            yield con
+        except BaseException:
+            if not cm.__exit__(*sys.exc_info()):
+                raise
+        else:
+            cm.__exit__(None, None, None)
 
     @property
     def con(self) -> GuardedConnection:
-        """The connection, for ad-hoc queries (``evalkit sql``)."""
-        return GuardedConnection(self._con, self.path)
-
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        """Open the file. The writer's buffer pool is bounded (``$EVALKIT_STORE_MEMORY``), spilling to
-        ``<store>.tmp``; readers keep DuckDB's default. A log left by a crash is checkpointed at once with
-        the limit lifted, so a store that outgrew the limit is never left unopenable for writers."""
+        """A connection kept open until :meth:`close`, for ad-hoc queries (``evalkit sql``, doctor)."""
         import duckdb
 
-        if self.read_only:
-            config: dict[str, str | bool | int | float | list[str]] = {}
-        else:
-            config = {"memory_limit": self._memory[0]}
-            if str(self.path) != ":memory:":
-                config["temp_directory"] = f"{self.path}.tmp"
         try:
-            try:
-                con = duckdb.connect(str(self.path), read_only=self.read_only, config=config)
-            except duckdb.Error as exc:
-                if self.read_only or not any(k in str(exc).lower() for k in _OUT_OF_MEMORY):
-                    raise
-                config.pop("memory_limit")  # replaying a large log: unbounded, then bounded again
-                con = duckdb.connect(str(self.path), config=config)
-                con.execute(f"SET memory_limit = '{self._memory[1]}B'")
-            if not self.read_only and Path(f"{self.path}.wal").exists():
-                self._checkpoint(con)
+            con = self._lease.pin(writable=not self.read_only)
         except (duckdb.Error, OSError) as exc:
             raise store_error(exc, self.path) from None
-        return con
+        self._pinned = True
+        return GuardedConnection(con, self.path)
 
-    def _checkpoint(self, con: duckdb.DuckDBPyConnection) -> None:
-        """Checkpoint with the memory limit lifted (it rewrites whole row groups, old large values included)."""
-        con.execute("RESET memory_limit")
-        try:
-            con.execute("CHECKPOINT")
-        finally:
-            con.execute(f"SET memory_limit = '{self._memory[1]}B'")
+    @property
+    def lease(self) -> Lease:
+        return self._lease
 
     def _recover(self) -> None:
         """After a FATAL DuckDB error (an autocheckpoint out of memory): reopen, and checkpoint unbounded."""
-        with contextlib.suppress(Exception):
-            self._con.close()
-        self._con = self._connect()
         import duckdb
 
+        self._lease.drop()
         try:
-            self._checkpoint(self._con)
+            with self._use() as con:
+                _checkpoint(con, self._memory[1])
         except duckdb.Error as exc:
             raise store_error(exc, self.path) from None
 
-    def _check_size(self) -> None:
+    def _check_size(self, con: duckdb.DuckDBPyConnection) -> None:
         """A file shorter than its used blocks was cut short (a copy, a full disk). Only the used blocks count:
         free ones at the end may never have been written. Skipped while a log is pending (blocks in memory)."""
         if str(self.path) == ":memory:" or Path(f"{self.path}.wal").exists():
             return
         try:
-            row = self._con.execute("PRAGMA database_size").fetchone()
+            row = con.execute("PRAGMA database_size").fetchone()
             size = self.path.stat().st_size
         except Exception as exc:
             raise store_error(exc, self.path) from None
@@ -237,8 +239,17 @@ class Store:
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
-        with self._lock:
-            self._con.close()
+        """Let go of the file (a pinned connection included); the lease closes it when no one uses it."""
+        if self._closed:
+            return
+        self._closed = True
+        if str(self.path) == ":memory:":
+            self._lease.close()
+            return
+        if self._pinned:
+            self._lease.unpin()
+            self._pinned = False
+        self._lease.detach()
 
     def __enter__(self) -> Store:
         return self
@@ -246,13 +257,13 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _schema_version(self) -> int | None:
+    def _schema_version(self, con: duckdb.DuckDBPyConnection) -> int | None:
         """The store's schema version (None for an empty file); unknown or newer schemas raise one clear line."""
         try:
-            tables = {r[0] for r in self._con.execute(
+            tables = {r[0] for r in con.execute(
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
                 " AND schema_name = 'main'").fetchall()}
-            row = self._con.execute("SELECT max(version) FROM schema_version").fetchone() \
+            row = con.execute("SELECT max(version) FROM schema_version").fetchone() \
                 if "schema_version" in tables else None
         except Exception as exc:
             raise store_error(exc, self.path) from None
@@ -268,9 +279,8 @@ class Store:
                              "first or pass --store")
         return version
 
-    def _migrate(self) -> None:
-        current = self._schema_version() or 0
-        con = self._con
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        current = self._schema_version(con) or 0
         try:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
             for version, sql in MIGRATIONS:
@@ -316,27 +326,27 @@ class Store:
     def execute(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run a statement and fetch its rows (results are never left pending on the connection)."""
         rows: list[tuple[Any, ...]] = []
-        with self._lock, self._errors():
-            rows = self._con.execute(sql, params or []).fetchall()
+        with self._errors(), self._use() as con:
+            rows = con.execute(sql, params or []).fetchall()
         return rows
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
-        """Hold the connection for a block of statements that commit or roll back together."""
-        with self._lock:
-            self._con.execute("BEGIN TRANSACTION")
+        """Hold the file for a block of statements that commit or roll back together."""
+        with self._lease.pinned(writable=not self.read_only) as con:
+            con.execute("BEGIN TRANSACTION")
             try:
                 yield self
-                self._con.execute("COMMIT")
+                con.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):  # a failed COMMIT has already ended it
-                    self._con.execute("ROLLBACK")
+                    con.execute("ROLLBACK")
                 raise
 
     def query(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Rows as dicts."""
-        with self._lock, self._errors():
-            cur = self._con.execute(sql, params or [])
+        with self._errors(), self._use() as con:
+            cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description or []]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
@@ -344,34 +354,31 @@ class Store:
         """A query's result as a polars DataFrame (via Arrow, zero-copy where possible)."""
         import polars as pl
 
-        with self._lock, self._errors():
+        with self._errors(), self._use() as con:
             # Small results are built from Python rows: importing pyarrow (+numpy) costs ~0.3 s.
-            cur = self._con.execute(sql, params or [])
+            cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description or []]
             head = cur.fetchmany(SMALL_ROWS)
             if len(head) < SMALL_ROWS:
                 cur.fetchall()
                 return pl.DataFrame(head, schema=cols, orient="row", infer_schema_length=None)
             cur.fetchall()  # complete the pending result before the Arrow query
-            table = self._con.sql(sql, params=params or []).to_arrow_table()
+            table = con.sql(sql, params=params or []).to_arrow_table()
             return pl.from_arrow(table)  # type: ignore[return-value]
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         """Append an Arrow table in one statement (one transaction)."""
         if data.num_rows == 0:
             return
-        with self._lock, self._errors(writing=True):
-            self._insert_arrow(table, data)
-
-    def _insert_arrow(self, table: str, data: pa.Table) -> None:
-        cur = self._con.cursor()
-        try:
-            cur.register("_incoming", data)
-            cols = ", ".join(f'"{c}"' for c in data.column_names)
-            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
-            cur.unregister("_incoming")
-        finally:
-            cur.close()
+        with self._errors(writing=True), self._use() as con:
+            cur = con.cursor()
+            try:
+                cur.register("_incoming", data)
+                cols = ", ".join(f'"{c}"' for c in data.column_names)
+                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+                cur.unregister("_incoming")
+            finally:
+                cur.close()
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(self, row: dict[str, Any]) -> None:
@@ -418,41 +425,81 @@ class Store:
         from evalkit.store.arrow_rows import result_columns
 
         cases, scores = result_columns(list(results), inputs or {})
-        with self._lock:
-            if self.inline_limit and str(self.path) != ":memory:":
-                try:
-                    for name, cols in (("case_results", cases), ("scores", scores)):
-                        large_values.spill(name, cols, self.path, self.inline_limit)
-                except OSError as exc:
-                    raise StoreError(f"{large_values.values_dir(self.path)}: cannot write a large value "
-                                     f"({_first_line(exc)})") from None
-
-            with self._errors(writing=True), self.transaction():
+        if self.inline_limit and str(self.path) != ":memory:":
+            try:
                 for name, cols in (("case_results", cases), ("scores", scores)):
-                    self._append(name, cols)
+                    large_values.spill(name, cols, self.path, self.inline_limit)
+            except OSError as exc:
+                raise StoreError(f"{large_values.values_dir(self.path)}: cannot write a large value "
+                                 f"({_first_line(exc)})") from None
+        with self._errors(writing=True), self.transaction():
+            for name, cols in (("case_results", cases), ("scores", scores)):
+                self._append(name, cols)
 
     def _append(self, table: str, cols: dict[str, list[Any]]) -> None:
-        """Insert columns: a multi-row VALUES statement when small, one Arrow scan when large."""
-        n = len(next(iter(cols.values()), []))
-        if n == 0:
-            return
-        names = ", ".join(f'"{c}"' for c in cols)
-        if n < 64:
-            row = "(" + ", ".join("?" for _ in cols) + ")"
-            params = [v for i in range(n) for v in (col[i] for col in cols.values())]
-            self._con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params)
-            return
-        from evalkit.store.arrow_rows import to_arrow
-
-        self._con.register("_incoming", to_arrow(table, cols))
-        try:
-            self._con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
-        finally:
-            self._con.unregister("_incoming")
+        with self._use() as con:
+            _append_columns(con, table, cols)
 
     def full_value(self, value: Any) -> Any:
         """A decoded JSON column value in full, read from its side file when it was stored as a marker."""
         return large_values.load(value, self.path)
+
+
+def _append_columns(con: duckdb.DuckDBPyConnection, table: str, cols: dict[str, list[Any]]) -> None:
+    """Insert columns: a multi-row VALUES statement when small, one Arrow scan when large."""
+    n = len(next(iter(cols.values()), []))
+    if n == 0:
+        return
+    names = ", ".join(f'"{c}"' for c in cols)
+    if n < 64:
+        row = "(" + ", ".join("?" for _ in cols) + ")"
+        params = [v for i in range(n) for v in (col[i] for col in cols.values())]
+        con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params)
+        return
+    from evalkit.store.arrow_rows import to_arrow
+
+    con.register("_incoming", to_arrow(table, cols))
+    try:
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def _checkpoint(con: duckdb.DuckDBPyConnection, memory_bytes: int) -> None:
+    """Checkpoint with the memory limit lifted (it rewrites whole row groups, old large values included)."""
+    con.execute("RESET memory_limit")
+    try:
+        con.execute("CHECKPOINT")
+    finally:
+        if memory_bytes:
+            con.execute(f"SET memory_limit = '{memory_bytes}B'")
+
+
+def connect_file(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
+    """Open the file. The writer's buffer pool is bounded (``$EVALKIT_STORE_MEMORY``), spilling to
+    ``<store>.tmp``; readers keep DuckDB's default. A log left by a crash is checkpointed at once with
+    the limit lifted, so a store that outgrew the limit is never left unopenable for writers. DuckDB's
+    lock error passes through: the lease waits for its turn."""
+    import duckdb
+
+    memory = memory_limit() if writable else ("", 0)
+    if not writable:
+        config: dict[str, str | bool | int | float | list[str]] = {}
+    else:
+        config = {"memory_limit": memory[0]}
+        if str(path) != ":memory:":
+            config["temp_directory"] = f"{path}.tmp"
+    try:
+        con = duckdb.connect(str(path), read_only=not writable, config=config)
+    except duckdb.Error as exc:
+        if not writable or not any(k in str(exc).lower() for k in _OUT_OF_MEMORY):
+            raise
+        config.pop("memory_limit")  # replaying a large log: unbounded, then bounded again
+        con = duckdb.connect(str(path), config=config)
+        con.execute(f"SET memory_limit = '{memory[1]}B'")
+    if writable and Path(f"{path}.wal").exists():
+        _checkpoint(con, memory[1])
+    return con
 
 
 def open_store(path: Path | str | None = None, *, read_only: bool = False) -> Store:

@@ -145,10 +145,40 @@ def client(uri: str) -> MlflowClient:
         logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 
+    db = sqlite_path(uri)
     try:
-        return MlflowClient(tracking_uri=uri)
+        if db is None or _created(db):
+            return MlflowClient(tracking_uri=uri)
+        with _creation_lock(db):  # two processes creating one embedded store race on its migrations
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)  # creates and migrates the database, under the lock
+            return c
+    except TrackingError:
+        raise
     except Exception as exc:
         raise wrap(exc, uri) from None
+
+
+def _created(db: Path) -> bool:
+    """The embedded database exists with MLflow's tables (a first creation is not under way)."""
+    return db.exists() and db.stat().st_size > 0 and not Path(f"{db}.creating").exists()
+
+
+@contextlib.contextmanager
+def _creation_lock(db: Path) -> Iterator[None]:
+    """An exclusive lock (``<db>.creating``) around the first creation of an embedded MLflow store."""
+    import fcntl
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    lock = Path(f"{db}.creating")
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # the other creator finishes first; then its store is used as is
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def wrap(exc: BaseException, uri: str) -> TrackingError:

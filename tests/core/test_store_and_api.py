@@ -48,17 +48,19 @@ def test_large_batches_use_the_bulk_path(workspace: Path) -> None:
     assert res.summary.cases == 3000 and res.metrics["exact_match/pass_rate"] == 1.0
 
 
-def test_locked_store_gives_a_clear_error(tmp_path: Path) -> None:
+def test_locked_store_gives_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process that is not evalkit never hands the file over: the wait is bounded and then says who holds it."""
     import subprocess
     import sys
 
+    monkeypatch.setenv("EVALKIT_STORE_WAIT", "0.5")
     p = tmp_path / "locked.duckdb"
     Store(p).close()
     holder = subprocess.Popen([sys.executable, "-c", f"import duckdb,time; c=duckdb.connect({str(p)!r}); print('ok', flush=True); time.sleep(30)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"
-        with pytest.raises(StoreError, match="locked by another process"):
+        with pytest.raises(StoreError, match=r"locked by another process \(.*PID \d+.*\) and stayed so for"):
             Store(p)
     finally:
         holder.kill()

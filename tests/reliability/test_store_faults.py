@@ -271,7 +271,9 @@ def test_tables_without_a_schema_version_and_newer_schemas_are_one_line(tmp_path
     duckdb.connect(str(newer)).close()  # the failed opens released the file
 
 
-def test_export_says_locked_and_damaged_not_missing(healthy: tuple[Path, str], tmp_path: Path, mounted: None) -> None:
+def test_export_says_locked_and_damaged_not_missing(healthy: tuple[Path, str], tmp_path: Path, mounted: None,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVALKIT_STORE_WAIT", "0.5")  # the holder is not evalkit: it never hands over
     src, run_id = healthy
     bad = tmp_path / "bad.duckdb"
     checksum_damaged(src, bad)
