@@ -80,7 +80,7 @@ def build(store: Any, run_id: str, n: int, seed: int = 0) -> None:
               "start_time": ts, "end_time": ts, "duration_ms": pl.Float64, "request_model": pl.String,
               "input_tokens": pl.Int64, "output_tokens": pl.Int64, "tool_name": pl.String, "status_code": pl.String,
               "attributes": pl.String}
-    store.insert_arrow("spans", pl.DataFrame(spans, schema=schema).to_arrow())
+    store.insert_frame("spans", pl.DataFrame(spans, schema=schema))
     from evalkit.pipeline.finalise import finalise
     from evalkit.runner import RunOutcome
 

@@ -60,7 +60,7 @@ def build(store_path: Path, n: int) -> None:
                 pl.when(errored).then(pl.lit("errored")).otherwise(pl.lit("completed")).alias("outcome"),
                 pl.when(errored).then(pl.lit("timeout")).otherwise(pl.lit(None, pl.Utf8)).alias("error_kind"),
             )
-            st.insert_arrow("case_results", cases.to_arrow())
+            st.insert_frame("case_results", cases)
             scores = []
             for name, fails in (("exact_match", pl.col("i") % 11 == 0), ("contains", pl.col("i") % 23 == 0),
                                 ("latency", pl.lit(False))):
@@ -79,7 +79,7 @@ def build(store_path: Path, n: int) -> None:
                     pl.when(errored).then(pl.lit("target_exception")).otherwise(pl.lit(None, pl.Utf8))
                       .alias("error_kind"),
                 ))
-            st.insert_arrow("scores", pl.concat(scores).to_arrow())
+            st.insert_frame("scores", pl.concat(scores))
 
 
 def ensure_store(directory: Path, n: int, rebuild: bool) -> tuple[Path, float | None]:

@@ -116,7 +116,7 @@ def synthetic(n: int, run_id: str, seed: int = 7) -> Any:
         "tool_name",
         pl.when(pl.col("operation").is_not_null())
         .then(pl.format('{{"gen_ai.operation.name":"{}"}}', pl.col("operation"))).alias("attributes"),
-    ).to_arrow()
+    )
 
 
 def timed(fn: Any, repeats: int) -> float:
@@ -196,7 +196,7 @@ def main() -> dict[str, Any]:
                 n -= n % PER_TRACE or 0
                 if n <= 0:
                     n = left
-                store.insert_arrow("spans", synthetic(n, "bench-synthetic", seed))
+                store.insert_frame("spans", synthetic(n, "bench-synthetic", seed))
                 left -= n
                 seed += 1
             out["topup_s"] = round(time.perf_counter() - t1, 2)

@@ -20,20 +20,16 @@ from typing import TYPE_CHECKING, Any
 from evalkit.schema import Case, CaseResult
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import polars as pl
 
     from evalkit.store.db import Store
 
 CASES, SCORES, SPANS = "cases", "scores", "spans"
 
 
-def _write(data: pa.Table, path: Path) -> None:
-    """Write an Arrow table as Parquet, atomically (temp file, then rename)."""
-    import polars as pl
-
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    """Write a polars frame as Parquet (polars' own writer), atomically (temp file, then rename)."""
     tmp = path.with_name(path.name + ".tmp")
-    frame = pl.from_arrow(data)
-    assert isinstance(frame, pl.DataFrame)
     frame.write_parquet(tmp)
     os.replace(tmp, path)
 
@@ -103,7 +99,7 @@ class ParquetShardSink:
 
     def flush(self) -> None:
         """Write the buffered results as one part (scores first, then the committing cases file)."""
-        from evalkit.store.arrow_rows import result_columns, to_arrow
+        from evalkit.store.arrow_rows import result_columns, to_frame
 
         if not self._buf:
             return
@@ -112,8 +108,8 @@ class ParquetShardSink:
         results = [r for r, _ in batch]
         cases, scores = result_columns(results, inputs)
         stem = f"{self.prefix}-{self.parts:04d}"
-        _write(to_arrow("scores", scores), self.dir / f"{stem}.{SCORES}.parquet")
-        _write(to_arrow("case_results", cases), self.dir / f"{stem}.{CASES}.parquet")
+        _write(to_frame("scores", scores), self.dir / f"{stem}.{SCORES}.parquet")
+        _write(to_frame("case_results", cases), self.dir / f"{stem}.{CASES}.parquet")
         self.parts += 1
         self.written += len(results)
         self.errors += sum(r.status != "ok" for r in results)
@@ -129,14 +125,14 @@ class ShardSpanStore:
         self.rows = 0
         shard_dir.mkdir(parents=True, exist_ok=True)
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_frame(self, table: str, data: pl.DataFrame) -> None:
         if table != "spans":
             raise ValueError(f"a shard span store only takes spans, not {table}")
-        if data.num_rows == 0:
+        if data.height == 0:
             return
         _write(data, self.path / f"{self.prefix}-s{self.files:04d}.{SPANS}.parquet")
         self.files += 1
-        self.rows += data.num_rows
+        self.rows += data.height
 
 
 # -- driver side ---------------------------------------------------------------------------

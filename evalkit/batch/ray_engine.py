@@ -134,7 +134,7 @@ def _worker_tracer(job: ChunkJob) -> tuple[Any, ShardSpanStore | None]:
     from evalkit.tracing.setup import tracer_for_store
 
     spans = ShardSpanStore(Path(job.shard_dir), job.chunk)
-    return tracer_for_store(spans), spans  # type: ignore[arg-type]  # the span sink only calls insert_arrow
+    return tracer_for_store(spans), spans  # type: ignore[arg-type]  # the span sink only calls insert_frame
 
 
 def _discard_loop() -> None:

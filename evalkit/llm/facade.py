@@ -1,8 +1,11 @@
 """The model facade: every model call of evalkit goes through :func:`complete`.
 
-This is the only module that imports litellm, and only inside functions: importing evalkit
-never pays litellm's import cost. litellm is told to use its bundled cost map (no network),
-to send no telemetry, and not to log message contents.
+This is the only module that imports litellm, and only inside functions, only for a model that
+is not ``mock/<name>``: importing evalkit never pays litellm's import cost, and mock models,
+their token counts and costs never need it. litellm is optional (the ``llm`` extra);
+:mod:`evalkit.llm.availability` tells whether it is installed without importing it, and runs
+check that before any case. litellm is told to use its bundled cost map (no network), to send
+no telemetry, and not to log message contents.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import time
 from typing import Any
 
 from evalkit import context
+from evalkit.errors import UserError
 from evalkit.llm import cache as _cache
 from evalkit.llm import events, limiter, mock
+from evalkit.llm.availability import INSTALL_HINT, litellm_available, needs_litellm
 from evalkit.llm.config import settings
 from evalkit.llm.retry import backoff_delay, parse_retry_after
 from evalkit.llm.types import CallRecord, Completion, ModelError
@@ -29,15 +34,25 @@ _litellm_mod: Any = None
 _import_lock = threading.Lock()
 
 
-def _litellm() -> Any:
-    """Import and configure litellm once (offline cost map, no telemetry, no message logging)."""
+def _litellm(model: str | None = None) -> Any:
+    """Import and configure litellm once (offline cost map, no telemetry, no message logging).
+
+    Without litellm installed: a :class:`UserError` saying so (runs check this up front, see
+    :func:`evalkit.llm.availability.require_litellm`; this is the last line of defence).
+    """
     global _litellm_mod
     if _litellm_mod is None:
         with _import_lock:
             if _litellm_mod is None:
                 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
                 os.environ.setdefault("LITELLM_TELEMETRY", "False")
-                import litellm
+                try:
+                    import litellm
+                except ImportError as exc:
+                    if exc.name is not None and exc.name.split(".")[0] != "litellm":
+                        raise  # litellm is there but one of its own dependencies is broken
+                    what = f"model '{model}'" if model else "a provider model"
+                    raise UserError(f"{what} needs litellm, which is not installed: {INSTALL_HINT}") from None
 
                 litellm.telemetry = False
                 litellm.suppress_debug_info = True
@@ -54,8 +69,11 @@ def _litellm() -> Any:
 
 
 def warm_up(models: list[str]) -> None:
-    """Import litellm now if any of ``models`` needs it, so the first call of a run is not slow."""
-    if any(not mock.is_mock(m) for m in models):
+    """Import litellm now if any of ``models`` needs it, so the first call of a run is not slow.
+
+    Nothing to do for mock models, nor when litellm is not installed (the run's plan said so already).
+    """
+    if any(needs_litellm(m) for m in models) and litellm_available():
         _litellm()
 
 
@@ -66,10 +84,10 @@ def provider_of(model: str) -> str:
 
 def missing_credentials(model: str) -> list[str]:
     """Environment variables ``model``'s provider needs and lacks (offline check; [] for mocks)."""
-    if mock.is_mock(model) or os.environ.get("EVALKIT_API_KEY"):
+    if mock.is_mock(model) or os.environ.get("EVALKIT_API_KEY") or not litellm_available():
         return []
     try:
-        info = _litellm().validate_environment(model=model)
+        info = _litellm(model).validate_environment(model=model)
     except Exception:
         return []
     return [str(k) for k in info.get("missing_keys", [])] if not info.get("keys_in_environment", True) else []
@@ -80,8 +98,10 @@ def supports_json_schema(model: str) -> bool:
     """Whether ``model`` accepts a JSON-schema ``response_format`` (offline look-up; False when unknown)."""
     if mock.is_mock(model):
         return True
+    if not litellm_available():
+        return False
     try:
-        return bool(_litellm().supports_response_schema(model=model))
+        return bool(_litellm(model).supports_response_schema(model=model))
     except Exception:
         return False
 
@@ -231,7 +251,7 @@ async def _with_retries(
     s = settings()
     if not mock.is_mock(model) and _litellm_mod is None:
         # first call: import litellm (~6 s) in a thread so the event loop keeps serving other cases
-        await asyncio.to_thread(_litellm)
+        await asyncio.to_thread(_litellm, model)
     lim = limiter.for_model(model)
     per_call = timeout if timeout is not None else s.timeout_s
     attempt = 0
@@ -289,7 +309,7 @@ async def _litellm_once(
     api_base: str | None,
     api_key: str | None,
 ) -> Completion:
-    litellm = _litellm()
+    litellm = _litellm(model)
     kwargs: dict[str, Any] = dict(params or {})
     kwargs.update(model=model, messages=messages, timeout=timeout, num_retries=0, max_retries=0)
     if response_format is not None:

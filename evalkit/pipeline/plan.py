@@ -55,8 +55,10 @@ class Plan:
 def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], store: Store | None, *,
               door: Door, config: dict[str, Any] | None = None) -> Plan:
     """Validate a run request into a :class:`Plan` (nothing stored is touched)."""
+    from evalkit.llm.availability import check_suite
     from evalkit.provenance import new_run_id
 
+    check_suite(suite)  # a provider model without litellm installed: one clear line before anything runs
     if settings.resume and settings.retry_errors:
         raise UserError("use only one of --resume and --retry-errors")
     if settings.fail_on_regression and not settings.baseline:

@@ -400,6 +400,14 @@ def _bind(res: _Resolved, name: str, args: dict[str, Any], *, config: dict[str, 
         raise UserError(f"scorer '{name}': the factory returned {type(fn).__name__}, not a score function")
     score_name = str(alias or getattr(fn, "judge_name", None) or res.score_name)
     model = getattr(fn, "model", None)
+    if isinstance(model, str):  # a provider model without litellm installed: said now, never per case
+        from evalkit.llm.availability import missing_litellm_hint, scorer_role
+
+        needs = missing_litellm_hint(model, scorer_role(fn, score_name))
+        if needs is not None:
+            if optional:
+                raise ScorerUnavailable(f"{score_name}: {needs}; skipped")
+            raise UserError(needs)
     if optional and isinstance(model, str):
         from evalkit.llm.credentials import has_credentials
 

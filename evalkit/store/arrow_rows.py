@@ -1,4 +1,4 @@
-"""Case results as columns, for bulk inserts."""
+"""Case results as columns, for bulk inserts; polars frames handed to DuckDB without pyarrow."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import polars as pl
 
     from evalkit.schema import CaseResult
 
@@ -89,8 +89,25 @@ def _schemas() -> dict[str, dict[str, Any]]:
     }
 
 
-def to_arrow(table: str, cols: dict[str, list[Any]]) -> pa.Table:
-    """An Arrow table for a bulk insert, built through polars (pyarrow's own constructors import pandas)."""
+def to_frame(table: str, cols: dict[str, list[Any]]) -> pl.DataFrame:
+    """A polars frame of ``table``'s columns for a bulk insert (or a Parquet part)."""
     import polars as pl
 
-    return pl.DataFrame(cols, schema=_schemas()[table]).to_arrow()
+    return pl.DataFrame(cols, schema=_schemas()[table])
+
+
+class ArrowStream:
+    """A polars frame as DuckDB sees it through the Arrow PyCapsule stream interface, without pyarrow.
+
+    DuckDB's ``register`` turns a polars frame into an Arrow table with pyarrow; an object exposing
+    only ``__arrow_c_stream__`` is scanned from the stream polars exports. Each scan asks
+    for a fresh stream, so DuckDB may read it more than once.
+    """
+
+    __slots__ = ("df",)
+
+    def __init__(self, df: pl.DataFrame) -> None:
+        self.df = df
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self.df.__arrow_c_stream__(requested_schema)

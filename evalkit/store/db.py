@@ -21,7 +21,6 @@ from evalkit.store.migrations import LATEST, MIGRATIONS
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
-    import pyarrow as pa
 
     from evalkit.schema import CaseResult
 
@@ -351,11 +350,11 @@ class Store:
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
-        """A query's result as a polars DataFrame (via Arrow, zero-copy where possible)."""
+        """A query's result as a polars DataFrame (large results through the Arrow C stream interface, no pyarrow)."""
         import polars as pl
 
         with self._errors(), self._use() as con:
-            # Small results are built from Python rows: importing pyarrow (+numpy) costs ~0.3 s.
+            # Small results are built from Python rows, large ones read again as an Arrow stream.
             cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description or []]
             head = cur.fetchmany(SMALL_ROWS)
@@ -363,18 +362,19 @@ class Store:
                 cur.fetchall()
                 return pl.DataFrame(head, schema=cols, orient="row", infer_schema_length=None)
             cur.fetchall()  # complete the pending result before the Arrow query
-            table = con.sql(sql, params=params or []).to_arrow_table()
-            return pl.from_arrow(table)  # type: ignore[return-value]
+            return pl.DataFrame(con.sql(sql, params=params or [])).rechunk()  # polars reads the relation's stream
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        """Append an Arrow table in one statement (one transaction)."""
-        if data.num_rows == 0:
+    def insert_frame(self, table: str, data: pl.DataFrame) -> None:
+        """Append a polars frame in one statement (one transaction), scanned as an Arrow stream (no pyarrow)."""
+        from evalkit.store.arrow_rows import ArrowStream
+
+        if data.height == 0:
             return
         with self._errors(writing=True), self._use() as con:
             cur = con.cursor()
             try:
-                cur.register("_incoming", data)
-                cols = ", ".join(f'"{c}"' for c in data.column_names)
+                cur.register("_incoming", ArrowStream(data))
+                cols = ", ".join(f'"{c}"' for c in data.columns)
                 cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
                 cur.unregister("_incoming")
             finally:
@@ -446,7 +446,7 @@ class Store:
 
 
 def _append_columns(con: duckdb.DuckDBPyConnection, table: str, cols: dict[str, list[Any]]) -> None:
-    """Insert columns: a multi-row VALUES statement when small, one Arrow scan when large."""
+    """Insert columns: a multi-row VALUES statement when small, one Arrow stream scan when large."""
     n = len(next(iter(cols.values()), []))
     if n == 0:
         return
@@ -456,9 +456,9 @@ def _append_columns(con: duckdb.DuckDBPyConnection, table: str, cols: dict[str, 
         params = [v for i in range(n) for v in (col[i] for col in cols.values())]
         con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params)
         return
-    from evalkit.store.arrow_rows import to_arrow
+    from evalkit.store.arrow_rows import ArrowStream, to_frame
 
-    con.register("_incoming", to_arrow(table, cols))
+    con.register("_incoming", ArrowStream(to_frame(table, cols)))
     try:
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
     finally:

@@ -76,6 +76,11 @@ def build(spec: dict[str, Any], base_dir: Path | None = None) -> Target:
     s = parse_spec(ModelTargetSpec, spec, "a model target")
     if s.api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", s.api_key_env):
         raise UserError("target: 'api_key_env' must name an environment variable", field="target")
+    from evalkit.llm.availability import missing_litellm_hint
+
+    needs = missing_litellm_hint(s.model, "target model")  # api_base endpoints are litellm's too
+    if needs is not None:
+        raise UserError(needs)
     if s.api_key_env and not os.environ.get(s.api_key_env):
         raise UserError(f"target model {s.model}: ${s.api_key_env} (its api_key_env) is not set")
     if not s.api_key_env and not s.api_base:

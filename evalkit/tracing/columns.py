@@ -1,10 +1,9 @@
-"""Spans as columns: one batch of spans becomes one Arrow table for one insert into ``spans``.
+"""Spans as columns: one batch of spans becomes one polars frame for one insert into ``spans``.
 
 Spans arrive from the OpenTelemetry SDK (``ReadableSpan``) or from the OTLP receiver (already
-decoded into plain values). Both are appended column by column; :meth:`SpanColumns.to_arrow`
+decoded into plain values). Both are appended column by column; :meth:`SpanColumns.to_frame`
 turns the batch into a polars frame (timestamps and durations computed there, secrets masked
-there with vectorised regexes) and then into Arrow. pyarrow's own constructors import pandas,
-so the table is always built through polars.
+there with vectorised regexes), which the store scans as an Arrow stream (no pyarrow involved).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from evalkit.redact import Redactor
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import polars as pl
 
     from evalkit.tracing.state import Route
 
@@ -183,8 +182,8 @@ class SpanColumns:
         self.rows.append(plain_row(row))
 
     # -- out -------------------------------------------------------------------------------
-    def to_arrow(self) -> pa.Table:
-        """The batch as an Arrow table with the ``spans`` table's columns, secrets masked."""
+    def to_frame(self) -> pl.DataFrame:
+        """The batch as a polars frame with the ``spans`` table's columns, secrets masked."""
         import polars as pl
 
         data = dict(zip(COLUMNS, (list(col) for col in zip(*self.rows, strict=True)), strict=True)) if self.rows else \
@@ -211,4 +210,4 @@ class SpanColumns:
             red(pl.col("status_message")),
             red(pl.col("resource")),
         ).drop("start_ns", "end_ns")
-        return df.to_arrow()
+        return df

@@ -6,7 +6,7 @@ with the queue and dominated the cost under load.
 
 Nothing is ever dropped for lack of room: when the queue holds ``max_pending`` spans, the
 thread ending a span waits until the writer has caught up (backpressure). Each batch becomes
-one Arrow table and one ``INSERT`` (through :meth:`Store.insert_arrow`, which takes the store's
+one polars frame and one ``INSERT`` (through :meth:`Store.insert_frame`, which takes the store's
 lock). ``flush()`` returns once every span queued before it is in the table.
 
 After ``close()`` no writer thread is started again: a late span (from a call abandoned after
@@ -139,7 +139,7 @@ class DuckDBSpanSink:
 
     def _write(self, batch: list[tuple[Any, ...]]) -> None:
         try:
-            self.store.insert_arrow("spans", SpanColumns(self.redactor, batch).to_arrow())
+            self.store.insert_frame("spans", SpanColumns(self.redactor, batch).to_frame())
             self.written += len(batch)
         except Exception as exc:  # a broken store must not break the agent; counted and logged
             self.dropped += len(batch)

@@ -94,15 +94,16 @@ class SpanIngest:
                 r["run_id"] = r["case_id"] = None
                 other.append(r)
         if mine:
-            self.store.insert_arrow("spans", self._columns(mine).to_arrow())
+            self.store.insert_frame("spans", self._columns(mine).to_frame())
         if other:
-            import pyarrow as pa
+            import polars as pl
 
             why = self._reasons(sorted({r["trace_id"] for r in other}))
-            table = self._columns(other).to_arrow()
-            table = table.append_column("reason", pa.array([why[r["trace_id"]] for r in other], pa.string()))
-            table = table.append_column("received_at", pa.array([datetime.now(UTC)] * len(other), pa.timestamp("us", "UTC")))
-            self.store.insert_arrow(UNATTRIBUTED, table)
+            frame = self._columns(other).to_frame().with_columns(
+                pl.Series("reason", [why[r["trace_id"]] for r in other], pl.String),
+                pl.lit(datetime.now(UTC), pl.Datetime("us", "UTC")).alias("received_at"),
+            )
+            self.store.insert_frame(UNATTRIBUTED, frame)
         with self._lock:
             self.received += len(rows)
             self.unattributed += len(other)

@@ -37,7 +37,7 @@ def rss(field):
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) // 1024 for line in f if line.startswith(field))
 
-import polars, pyarrow  # noqa: F401  (what the first insert imports: RSS growth below is the traffic's)
+import polars  # noqa: F401  (what the first insert imports: RSS growth below is the traffic's)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: F401
 
 store = open_store(sys.argv[1])

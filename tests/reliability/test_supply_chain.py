@@ -41,9 +41,13 @@ def test_the_check_fails_on_a_bad_pin(tmp_path: Path) -> None:
 
 
 def test_pyproject_excludes_every_known_bad_release() -> None:
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    reqs = {Requirement(d).name.lower(): Requirement(d) for d in deps}
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lists = {"dependencies": project["dependencies"], **project["optional-dependencies"]}
     bad = _known_bad()
-    assert bad and all(name in reqs for name, _ in bad)
-    allowed = [f"{n}=={v}" for n, v in bad if reqs[n].specifier.contains(v, prereleases=True)]
-    assert allowed == []
+    assert bad
+    for where, deps in lists.items():  # the core list and every extra that names the package
+        reqs = {Requirement(d).name.lower(): Requirement(d) for d in deps}
+        allowed = [f"{n}=={v}" for n, v in bad if n in reqs and reqs[n].specifier.contains(v, prereleases=True)]
+        assert allowed == [], where
+    named = {Requirement(d).name.lower() for deps in lists.values() for d in deps}
+    assert all(name in named for name, _ in bad)  # every known-bad package is pinned somewhere

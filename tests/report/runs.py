@@ -74,7 +74,7 @@ def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hos
             span_rows += _spans(run_id, cid, trace_id, start, i, error=fails)
     store.write_results(results, inputs)
     if span_rows:
-        store.insert_arrow("spans", pl.DataFrame(span_rows, schema=SPAN_SCHEMA).to_arrow())
+        store.insert_frame("spans", pl.DataFrame(span_rows, schema=SPAN_SCHEMA))
     gate = {"status": "failed", "passed": False, "exit_code": 1,
             "reason": "correctness/pass_rate 0.667 < 0.8",
             "checks": [{"metric": "correctness/pass_rate", "op": ">=", "value": 0.8, "mode": "point", "point": 0.667,
