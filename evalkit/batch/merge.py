@@ -31,11 +31,12 @@ def merge_runs(store: Store, sources: list[str], *, suite: str | None = None) ->
     run_id = new_run_id()
     picked: list[tuple[str, str]] = []  # (schema alias, run id)
     attached: list[str] = []
-    try:
-        return _merge(store, sources, suite, run_id, picked, attached)
-    finally:
-        for alias in attached:
-            store.execute(f"DETACH {alias}")
+    with store.session():  # the attached sources live on one connection
+        try:
+            return _merge(store, sources, suite, run_id, picked, attached)
+        finally:
+            for alias in attached:
+                store.execute(f"DETACH {alias}")
 
 
 def _merge(

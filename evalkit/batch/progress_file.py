@@ -3,6 +3,7 @@ running the run (host and pid), so ``evalkit status`` can tell a live run from o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -15,12 +16,20 @@ def progress_path(store_path: Path, run_id: str) -> Path:
     return store_path.parent / "progress" / f"{run_id}.json"
 
 
-def write_progress(path: Path, data: dict[str, Any]) -> None:
-    """Atomically replace the progress file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_progress(path: Path, data: dict[str, Any]) -> bool:
+    """Atomically replace the progress file; False when it cannot be written (a full disk): progress is
+    advisory, the store is the record, so this never fails a run."""
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**data, "updated_at": time.time(), "pid": os.getpid(), "host": socket.gethostname()}))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({**data, "updated_at": time.time(), "pid": os.getpid(),
+                                   "host": socket.gethostname()}))
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    return True
 
 
 def read_progress(path: Path) -> dict[str, Any] | None:

@@ -330,6 +330,13 @@ class Store:
         return rows
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[Store]:
+        """Keep one connection across a block of operations that share its state (``ATTACH`` … ``DETACH``);
+        other processes wait until the block ends."""
+        with self._lease.pinned(writable=not self.read_only):
+            yield self
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
         """Hold the file for a block of statements that commit or roll back together."""
         with self._lease.pinned(writable=not self.read_only) as con:

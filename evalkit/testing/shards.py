@@ -40,14 +40,15 @@ def read_configs(store: Store, shards: list[Path], run_id: str) -> list[dict[str
     """The run-row configs the workers wrote (what they collected: suites, targets, case count)."""
     out: list[dict[str, Any]] = []
     for p in shards:
-        store.execute(f"ATTACH {_quote(p)} AS {_ALIAS} (READ_ONLY)")
-        try:
-            rows = store.execute(f"SELECT config, cases_total FROM {_ALIAS}.runs WHERE run_id = ?", [run_id])
-            for cfg, total in rows:
-                conf = json.loads(cfg) if isinstance(cfg, str) else dict(cfg or {})
-                out.append({**conf, "cases_total": int(total or 0)})
-        finally:
-            store.execute(f"DETACH {_ALIAS}")
+        with store.session():  # the attached shard lives on one connection
+            store.execute(f"ATTACH {_quote(p)} AS {_ALIAS} (READ_ONLY)")
+            try:
+                rows = store.execute(f"SELECT config, cases_total FROM {_ALIAS}.runs WHERE run_id = ?", [run_id])
+                for cfg, total in rows:
+                    conf = json.loads(cfg) if isinstance(cfg, str) else dict(cfg or {})
+                    out.append({**conf, "cases_total": int(total or 0)})
+            finally:
+                store.execute(f"DETACH {_ALIAS}")
     return out
 
 
@@ -55,17 +56,18 @@ def merge(store: Store, shards: list[Path], run_id: str) -> int:
     """Copy the shards' case results, scores and spans into ``store``; returns the case rows copied."""
     copied = 0
     for p in shards:
-        store.execute(f"ATTACH {_quote(p)} AS {_ALIAS} (READ_ONLY)")
-        try:
-            for table in ("case_results", "scores"):
-                rows = store.execute(
-                    f"INSERT INTO {table} BY NAME SELECT * FROM {_ALIAS}.{table} WHERE run_id = ?", [run_id]
-                )
-                if table == "case_results" and rows:
-                    copied += int(rows[0][0])
-            store.execute(f"INSERT INTO spans BY NAME SELECT * FROM {_ALIAS}.spans")
-        finally:
-            store.execute(f"DETACH {_ALIAS}")
+        with store.session():
+            store.execute(f"ATTACH {_quote(p)} AS {_ALIAS} (READ_ONLY)")
+            try:
+                for table in ("case_results", "scores"):
+                    rows = store.execute(
+                        f"INSERT INTO {table} BY NAME SELECT * FROM {_ALIAS}.{table} WHERE run_id = ?", [run_id]
+                    )
+                    if table == "case_results" and rows:
+                        copied += int(rows[0][0])
+                store.execute(f"INSERT INTO spans BY NAME SELECT * FROM {_ALIAS}.spans")
+            finally:
+                store.execute(f"DETACH {_ALIAS}")
     return copied
 
 

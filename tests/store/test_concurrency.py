@@ -202,3 +202,28 @@ def test_status_tells_a_live_run_from_one_whose_process_died(workspace: Path) ->
     progress_path(store, "r-live").write_text(json.dumps({**snap, "pid": dead.pid}))
     gone = evalkit_cli(workspace, "status", "r-live", "--json")
     assert json.loads(gone.stdout)["stale"] is True and "--resume r-live" in json.loads(gone.stdout)["hint"]
+
+
+def test_merge_keeps_its_attached_sources_when_the_lease_lets_go_after_every_operation(
+        workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under contention the file is handed over between operations; ATTACH … DETACH blocks hold a session."""
+    from evalkit.batch.merge import merge_runs
+    from evalkit.store.lease import Lease
+
+    workspace_with(workspace, 30, 0.0)
+    for i in (1, 2):
+        r = evalkit_cli(workspace, "run", "conc.yaml", "--no-mlflow", "--no-trace", "--shard", f"{i}/2",
+                        "--store", f"shard{i}.duckdb")
+        assert r.returncode == 0, r.stderr
+
+    def always_hand_over(self: Lease) -> None:
+        if not self._pins:
+            self.handovers += 1
+            self._release()
+
+    monkeypatch.setattr(Lease, "_after_use", always_hand_over)
+    with Store(workspace / "merged.duckdb") as st:
+        run_id, summary = merge_runs(st, ["shard1.duckdb", "shard2.duckdb"])
+        assert summary.cases == 30 and st.lease.handovers > 0
+        assert st.execute("SELECT count(*) FROM case_results WHERE run_id = ?", [run_id])[0][0] == 30
+        assert st.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'src%'")[0][0] == 0
