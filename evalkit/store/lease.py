@@ -250,3 +250,13 @@ def lease_for(path: Path, opener: Callable[[bool], Any]) -> Lease:
         if lease is None:
             lease = _LEASES[key] = Lease(path, opener)
         return lease
+
+
+def _forget_in_child() -> None:
+    """A forked child must not use (or close) the parent's connections: it starts with no leases."""
+    global _LEASES, _LEASES_LOCK
+    _LEASES = {}
+    _LEASES_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
