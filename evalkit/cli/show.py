@@ -13,13 +13,6 @@ from evalkit.cli.common import JsonOpt, StoreOpt, console, fmt, print_json
 from evalkit.safe_text import terminal, terminal_line, visible
 
 
-def load_run_cases(st: Any, run_id: str) -> list[dict[str, Any]]:
-    """Per-case rows with their scores, failures first (:func:`evalkit.store.reads.cases_with_scores`)."""
-    from evalkit.store.reads import cases_with_scores
-
-    return cases_with_scores(st, run_id)
-
-
 def score_cell(s: dict[str, Any] | None) -> str:
     """One score as a table cell: its value (green pass, red fail), dim ``n/a`` or ``error (<kind>)``."""
     if s is None:

@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import re
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import StoreCorrupt, StoreError, StoreLocked, UserError
 from evalkit.store import large_values
-from evalkit.store.lease import Lease, lease_for
+from evalkit.store.lease import Lease, is_lock_conflict, lease_for
 from evalkit.store.migrations import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -176,33 +175,14 @@ class Store:
             self.close()
             raise
 
-    @contextlib.contextmanager
-    def _use(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The connection for one operation; a failure to open it is a :class:`StoreError`."""
-        import duckdb
-
-        try:
-            cm = self._lease.use(writable=not self.read_only)
-            con = cm.__enter__()
-        except (duckdb.Error, OSError) as exc:
-            raise store_error(exc, self.path) from None
-        try:
-            yield con
-        except BaseException:
-            if not cm.__exit__(*sys.exc_info()):
-                raise
-        else:
-            cm.__exit__(None, None, None)
+    def _use(self) -> contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """The connection for one operation (a failure to open it is a :class:`StoreError`: see :func:`connect_file`)."""
+        return self._lease.use(writable=not self.read_only)
 
     @property
     def con(self) -> GuardedConnection:
         """A connection kept open until :meth:`close`, for ad-hoc queries (``evalkit sql``, doctor)."""
-        import duckdb
-
-        try:
-            con = self._lease.pin(writable=not self.read_only)
-        except (duckdb.Error, OSError) as exc:
-            raise store_error(exc, self.path) from None
+        con = self._lease.pin(writable=not self.read_only)
         self._pinned = True
         return GuardedConnection(con, self.path)
 
@@ -486,7 +466,18 @@ def connect_file(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
     """Open the file. The writer's buffer pool is bounded (``$EVALKIT_STORE_MEMORY``), spilling to
     ``<store>.tmp``; readers keep DuckDB's default. A log left by a crash is checkpointed at once with
     the limit lifted, so a store that outgrew the limit is never left unopenable for writers. DuckDB's
-    lock error passes through: the lease waits for its turn."""
+    lock error passes through (the lease waits for its turn); every other failure is a :class:`StoreError`."""
+    import duckdb
+
+    try:
+        return _connect(path, writable)
+    except (duckdb.Error, OSError) as exc:
+        if is_lock_conflict(exc):
+            raise
+        raise store_error(exc, path) from None
+
+
+def _connect(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     memory = memory_limit() if writable else ("", 0)

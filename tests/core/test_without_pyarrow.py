@@ -12,7 +12,6 @@ A third-party module's own probe at its import (polars, pandas, MLflow) does not
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fakes.isolated import REPO, isolated_env
+
 CASES = 3000  # well above the 64-row threshold of the bulk (Arrow stream) insert
 FAILING = sum(1 for i in range(CASES) if i % 10 == 3)
 
@@ -92,14 +92,7 @@ def answer(question):
 
 
 def _env(ws: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "MLFLOW_", "EVALKIT_")) and not k.endswith("_API_KEY") and k != "PYTHONPATH"}
-    hook = ws / "_no_pyarrow"
-    hook.mkdir(exist_ok=True)
-    (hook / "sitecustomize.py").write_text(BLOCKER.format(evalkit=str(REPO / "evalkit")))
-    return env | {"PYTHONPATH": os.pathsep.join([str(hook), str(REPO)]), "PYTHONDONTWRITEBYTECODE": "1",
-                  "EVALKIT_STORE": str(ws / ".evalkit" / "evalkit.duckdb"),
-                  "EVALKIT_CACHE": str(ws / ".evalkit" / "llm_cache.sqlite")}
+    return isolated_env(ws, hook=BLOCKER.format(evalkit=str(REPO / "evalkit")), name="_no_pyarrow")
 
 
 def _python(ws: Path, code: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ that calls no real provider works; a suite naming a provider model stops up fron
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fakes.isolated import REPO, isolated_env
+
 DEMO = REPO / "datasets" / "demo" / "suite.yaml"
 NEEDS = "needs litellm, which is not installed: pip install 'evalkit[llm]'"
 
@@ -63,19 +63,7 @@ scorers:
 
 
 def _env(ws: Path, *, blocked: bool = True, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "MLFLOW_", "EVALKIT_")) and not k.endswith("_API_KEY")
-           and k != "PYTHONPATH"}
-    path = [str(REPO)]
-    if blocked:
-        hook = ws / "_no_litellm"
-        hook.mkdir(exist_ok=True)
-        (hook / "sitecustomize.py").write_text(BLOCKER)
-        path.insert(0, str(hook))
-    env |= {"PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1",
-            "EVALKIT_STORE": str(ws / ".evalkit" / "evalkit.duckdb"),
-            "EVALKIT_CACHE": str(ws / ".evalkit" / "llm_cache.sqlite")}
-    return env | extra
+    return isolated_env(ws, hook=BLOCKER if blocked else None, name="_no_litellm") | extra
 
 
 def _python(ws: Path, code: str, *, blocked: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:

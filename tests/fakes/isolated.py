@@ -1,0 +1,26 @@
+"""A fresh interpreter's environment for tests that run evalkit as a user would, optionally with a
+``sitecustomize`` hook (e.g. one that makes a package unimportable, as if it were not installed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def isolated_env(ws: Path, *, hook: str | None = None, name: str = "_hook") -> dict[str, str]:
+    """The environment without this session's pytest, MLflow, evalkit and API-key variables, with the
+    repository importable, the store and LLM cache under ``ws/.evalkit``, and ``hook`` (the text of a
+    ``sitecustomize.py``, written to ``ws/<name>``) loaded first when given."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_", "MLFLOW_", "EVALKIT_")) and not k.endswith("_API_KEY") and k != "PYTHONPATH"}
+    path = [str(REPO)]
+    if hook is not None:
+        folder = ws / name
+        folder.mkdir(exist_ok=True)
+        (folder / "sitecustomize.py").write_text(hook)
+        path.insert(0, str(folder))
+    return env | {"PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1",
+                  "EVALKIT_STORE": str(ws / ".evalkit" / "evalkit.duckdb"),
+                  "EVALKIT_CACHE": str(ws / ".evalkit" / "llm_cache.sqlite")}
