@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes.postgres import PostgresServer, available
+
 pytest_plugins = ["tests.fakes.fixtures"]
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,3 +88,45 @@ def pytest_terminal_summary(terminalreporter: object) -> None:
     for name, figs in sorted(FIGURES.items()):
         if figs:
             terminalreporter.write_line(f"{name}: " + ", ".join(f"{k} {v}" for k, v in figs.items()))  # type: ignore[attr-defined]
+
+
+# -- the team store: one throwaway PostgreSQL server per pytest process (marker team_store) ---------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server on loopback for this pytest process (each xdist worker starts its own).
+
+    Skips with the reason when no server binaries are found, unless ``EVALKIT_REQUIRE_TEAM_STORE=1``
+    (CI), where it fails instead so the team-store tests cannot silently not run.
+    """
+    reason = available()
+    if reason is not None:
+        if os.environ.get("EVALKIT_REQUIRE_TEAM_STORE") == "1":
+            pytest.fail(f"EVALKIT_REQUIRE_TEAM_STORE=1 but the team-store tests cannot run: {reason}")
+        pytest.skip(reason)
+    try:
+        server = PostgresServer().start()
+    except RuntimeError as e:
+        pytest.fail(f"could not start PostgreSQL: {e}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A plain ``postgresql://evalkit:PASS@127.0.0.1:PORT/<fresh db>`` URL."""
+    return postgres_server.create_database()
+
+
+@pytest.fixture
+def team_store_url(postgres_server: PostgresServer, tmp_path: Path) -> str:
+    """A team store URL on a fresh database: ``ducklake+postgresql://...?data_path=<tmp_path>/lake``."""
+    from urllib.parse import quote
+
+    lake = tmp_path / "lake"
+    lake.mkdir(parents=True, exist_ok=True)
+    url = postgres_server.create_database()
+    return f"ducklake+{url}?data_path={quote(str(lake), safe='/')}"

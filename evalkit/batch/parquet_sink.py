@@ -182,7 +182,7 @@ def merge_spans(store: Store, run_id: str, files: list[Path], *, dedupe: bool = 
 def run_totals(store: Store, run_id: str) -> tuple[int, int, int, float]:
     """(cases, errors, tokens, cost) stored so far for a run."""
     rows: list[tuple[Any, ...]] = store.execute(
-        "SELECT count(*), count_if(status <> 'ok'), coalesce(sum(input_tokens + output_tokens), 0),"
+        "SELECT count(*), coalesce(count_if(status <> 'ok'), 0), coalesce(sum(input_tokens + output_tokens), 0),"
         " coalesce(sum(cost_usd), 0) FROM case_results WHERE run_id = ?", [run_id]
     )
     n, err, tok, cost = rows[0]

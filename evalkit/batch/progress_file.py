@@ -13,7 +13,10 @@ from typing import Any
 
 
 def progress_path(store_path: Path, run_id: str) -> Path:
-    return store_path.parent / "progress" / f"{run_id}.json"
+    """``progress/<run>.json`` beside the store file (a team store's: in this machine's workspace)."""
+    from evalkit.store.db import local_anchor
+
+    return local_anchor(store_path).parent / "progress" / f"{run_id}.json"
 
 
 def write_progress(path: Path, data: dict[str, Any]) -> bool:

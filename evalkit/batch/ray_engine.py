@@ -1,4 +1,5 @@
-"""The Ray engine: cases run on Ray workers, results come back as Parquet shards merged by the driver.
+"""The Ray engine: cases run on Ray workers; results go straight into a team store, or come back as
+Parquet shards the driver merges into a file store.
 
 The driver cuts the case stream into contiguous chunks (in dataset order, so by stable case id)
 and keeps ``num_workers`` chunks in flight as Ray tasks. Each task rebuilds the suite's target
@@ -7,6 +8,10 @@ and scorers from the suite file (nothing executable is pickled), runs evalkit's 
 parts. Only the driver opens the DuckDB store: it merges committed parts as they appear (so
 ``evalkit status`` and the progress bar move), then the spans of each finished chunk. The
 pipeline (:mod:`evalkit.pipeline`) plans, starts and finalises the run around it.
+
+With a team store (``EVALKIT_STORE=ducklake+postgresql://…``) there are no shards: each worker opens
+the store and writes its results and spans itself, as a local run does, and the driver only watches
+the totals. A retried chunk skips the cases the store already holds, so every case lands once.
 
 Limits are cluster-wide, as on one machine: the run's ``concurrency`` and the per-model limit
 (``EVALKIT_MODEL_CONCURRENCY``) are divided between the workers. Retries with backoff, the
@@ -82,6 +87,7 @@ class ChunkJob:
     cases: list[Case]
     skip: list[tuple[str, int]] = field(default_factory=list)
     flush_rows: int = 500
+    store_url: str | None = None  # a team store the worker writes into itself (no shards)
 
 
 @dataclass
@@ -99,6 +105,7 @@ class ChunkReport:
 # -- worker side ---------------------------------------------------------------------------
 
 _built: dict[str, tuple[Any, list[Any]]] = {}
+_stores: dict[str, Store] = {}  # team stores this worker process writes into, kept open across chunks
 _loop: asyncio.AbstractEventLoop | None = None
 _model_share: str | None = None
 
@@ -152,7 +159,7 @@ def _discard_loop() -> None:
 
 def run_chunk(job: ChunkJob) -> ChunkReport:
     """Run one chunk in this process (a Ray task body; also callable directly)."""
-    global _loop, _model_share
+    global _model_share
     from evalkit.runner import Runner, RunOptions
 
     t0 = time.perf_counter()
@@ -167,8 +174,10 @@ def run_chunk(job: ChunkJob) -> ChunkReport:
 
             limiter.reset()
         _model_share = share
-        shard_dir = Path(job.shard_dir)
         target, scorers = _rebuild(job)
+        if job.store_url:
+            return _run_into_store(job, target, scorers, t0)
+        shard_dir = Path(job.shard_dir)
         # A retried chunk skips the cases an earlier attempt already committed.
         skip = set(job.skip) | part_keys(committed_parts(shard_dir, job.chunk))
         sink = ParquetShardSink(shard_dir, job.chunk, flush_rows=job.flush_rows)
@@ -179,13 +188,7 @@ def run_chunk(job: ChunkJob) -> ChunkReport:
                        repeats=job.repeats, cache=job.cache, skip=skip),
             sink, tracer=tracer,
         )
-        if _loop is None or _loop.is_closed():
-            _loop = asyncio.new_event_loop()  # kept: HTTP clients and model limiters live per loop
-        try:
-            outcome = _loop.run_until_complete(runner.run(job.cases))
-        except BaseException:  # cancelled (ray.cancel) or broken: no task of this chunk may outlive it
-            _discard_loop()
-            raise
+        outcome = _run_on_loop(runner, job.cases)
         sink.flush()
         if tracer is not None:
             tracer.flush()
@@ -200,6 +203,52 @@ def run_chunk(job: ChunkJob) -> ChunkReport:
 
             cache.close()  # flush this chunk's responses; the next chunk re-reads the keys others wrote
         os.chdir(old_cwd)
+
+
+def _run_on_loop(runner: Any, cases: list[Case]) -> RunOutcome:
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()  # kept: HTTP clients and model limiters live per loop
+    try:
+        outcome: RunOutcome = _loop.run_until_complete(runner.run(cases))
+    except BaseException:  # cancelled (ray.cancel) or broken: no task of this chunk may outlive it
+        _discard_loop()
+        raise
+    return outcome
+
+
+def _run_into_store(job: ChunkJob, target: Any, scorers: list[Any], t0: float) -> ChunkReport:
+    """A chunk whose results and spans this worker writes into the team store itself."""
+    from evalkit.runner import Runner, RunOptions
+    from evalkit.store.reads import done_keys
+    from evalkit.store.writer import StoreWriter
+
+    assert job.store_url is not None
+    store = _stores.get(job.store_url)
+    if store is None:
+        store = _stores[job.store_url] = Store(job.store_url)
+    ids = {c.id for c in job.cases}
+    stored = done_keys(store, job.run_id, outcomes=("completed", "errored", "cancelled"))
+    skip = set(job.skip) | {k for k in stored if k[0] in ids}  # what an earlier attempt committed
+    tracer = None
+    if job.tracing:
+        from evalkit.tracing.setup import tracer_for_store
+
+        tracer = tracer_for_store(store)
+    writer = StoreWriter(store, before_write=None if tracer is None else tracer.sync)
+    runner = Runner(target, scorers,
+                    RunOptions(run_id=job.run_id, suite=job.suite, concurrency=job.concurrency, timeout_s=job.timeout_s,
+                               repeats=job.repeats, cache=job.cache, skip=skip),
+                    writer, tracer=tracer)
+    try:
+        outcome = _run_on_loop(runner, job.cases)
+    finally:
+        writer.close()  # raises a write failure: the chunk fails, the driver says so
+        if tracer is not None:
+            tracer.flush()
+    return ChunkReport(chunk=job.chunk, cases=writer.written, errors=writer.errors, parts=0,
+                       spans=None if tracer is None else tracer.sink.written, status=outcome.status,
+                       seconds=time.perf_counter() - t0, pid=os.getpid())
 
 
 # -- driver side ---------------------------------------------------------------------------
@@ -327,18 +376,20 @@ def run_on_ray(
         workers = num_workers or _cluster_cpus()
         run_id = plan.run_id
         shard_dir = _shard_root(store) / run_id
+        direct = store.shared  # workers write the team store themselves
         total_cases = len(plan.cases)
         size = chunk_size or min(1000, max(1, math.ceil(total_cases / (workers * 4))))
         store.update_run(run_id, config={**plan.config, "ray": {"workers": workers, "chunk_size": size,
                                                                  "address": address or "local"}})
         skip = set(plan.skip)
-        if plan.mode != "new" and shard_dir.exists():  # shards an interrupted driver never merged
+        if plan.mode != "new" and shard_dir.exists() and not direct:  # shards an interrupted driver never merged
             leftover = committed_parts(shard_dir)
             merge_parts(store, run_id, leftover)
             merge_spans(store, run_id, span_files(shard_dir), dedupe=True)
             skip |= part_keys(leftover)
             shutil.rmtree(shard_dir)
-        shard_dir.mkdir(parents=True, exist_ok=True)
+        if not direct:
+            shard_dir.mkdir(parents=True, exist_ok=True)
 
         job_base = dict(
             run_id=run_id, suite=plan.suite.name, suite_file=str(suite_path), suite_sha256=_sha256(suite_path),
@@ -346,6 +397,7 @@ def run_on_ray(
             overrides={k: v for k, v in overrides.items() if k != "env"},
             concurrency=max(1, math.ceil(s.concurrency / workers)), timeout_s=s.timeout_s,
             repeats=s.repeats, cache=s.cache, tracing=tracing, shard_dir=str(shard_dir),
+            store_url=store.url.text if direct and store.url else None,
         )
         remote = ray.remote(num_cpus=1, max_retries=2)(run_chunk)
         outcome = _drive(remote, job_base, plan, skip, size, workers, store, run_id, shard_dir,
@@ -373,7 +425,13 @@ def _drive(
     if handle_signals:
         stop.install()
 
+    direct = bool(job_base.get("store_url"))
+
     def merge_new() -> None:
+        if direct:  # nothing to merge: the workers wrote the store; only the totals move
+            if on_progress is not None:
+                on_progress(*run_totals(store, run_id))
+            return
         new = [p for p in committed_parts(shard_dir) if p.cases not in merged]
         if new:
             merge_parts(store, run_id, new)
@@ -416,12 +474,16 @@ def _drive(
                 except ray.exceptions.RayError as exc:
                     failure = failure or f"chunk {index}: {_worker_error(exc)}"
                 merge_new()  # this chunk's last parts, before its spans
-                merge_spans(store, run_id, span_files(shard_dir, index))
+                if not direct:
+                    merge_spans(store, run_id, span_files(shard_dir, index))
                 if failure is None and stop.presses == 0:
                     submit_next()
     finally:
         stop.restore()
     merge_new()
+    if direct:  # spans of cases a dead worker had in flight (run again since, under new trace ids)
+        store.execute("DELETE FROM spans WHERE run_id = $run AND trace_id NOT IN (SELECT trace_id FROM case_results"
+                      " WHERE run_id = $run AND trace_id IS NOT NULL)", {"run": run_id})
     if failure is not None:
         return RunOutcome(status="failed", failures=[f"ray engine: {failure}"])
     return RunOutcome(status="interrupted" if stop.presses or cancelled else "completed")

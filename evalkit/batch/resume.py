@@ -33,11 +33,12 @@ def check_same_suite(run: dict[str, Any], suite: Suite) -> None:
 def _delete_keys(store: Store, run_id: str, where_cases: str) -> None:
     """Delete case rows matching ``where_cases`` with their scores and spans, in one transaction."""
     keys = f"SELECT case_id, repeat, trace_id FROM case_results WHERE run_id = $run AND ({where_cases})"
-    with store.transaction():
-        store.execute(f"DELETE FROM spans WHERE run_id = $run AND trace_id IN (SELECT trace_id FROM ({keys}))", {"run": run_id})
-        store.execute(f"DELETE FROM scores WHERE run_id = $run AND (case_id, repeat) IN (SELECT case_id, repeat FROM ({keys}))",
-                      {"run": run_id})
-        store.execute(f"DELETE FROM case_results WHERE run_id = $run AND ({where_cases})", {"run": run_id})
+    def delete(st: Store) -> None:
+        st.execute(f"DELETE FROM spans WHERE run_id = $run AND trace_id IN (SELECT trace_id FROM ({keys}))", {"run": run_id})
+        st.execute(f"DELETE FROM scores WHERE run_id = $run AND (case_id, repeat) IN (SELECT case_id, repeat FROM ({keys}))",
+                   {"run": run_id})
+        st.execute(f"DELETE FROM case_results WHERE run_id = $run AND ({where_cases})", {"run": run_id})
+    store.atomic(delete)
 
 
 def prepare_resume(store: Store, run_id: str) -> set[tuple[str, int]]:

@@ -74,6 +74,7 @@ def _mount() -> None:
         run,
         runs,
         show,
+        store_cmds,
         tracing_cmds,
     )
 
@@ -82,7 +83,7 @@ def _mount() -> None:
     app.command("show")(show.show)
     app.command("doctor")(doctor.doctor)
     app.add_typer(cache.app, name="cache")
-    for module in (tracing_cmds, mlflow_cmds, report_cmd, batch_cmds, catalog, init_cmd):
+    for module in (tracing_cmds, mlflow_cmds, store_cmds, report_cmd, batch_cmds, catalog, init_cmd):
         module.register(app)
 
 

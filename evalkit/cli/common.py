@@ -12,7 +12,7 @@ from evalkit.safe_text import json_dumps
 
 StoreOpt = Annotated[
     Path | None,
-    typer.Option("--store", envvar="EVALKIT_STORE", help="DuckDB store file [default: .evalkit/evalkit.duckdb]."),
+    typer.Option("--store", envvar="EVALKIT_STORE", help="DuckDB store file, or a team store URL ducklake+postgresql://USER@HOST/DB?data_path=DIR [default: .evalkit/evalkit.duckdb]."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 

@@ -57,9 +57,10 @@ def _connect(store: Path | None, tracking_uri: str | None, *, must_exist: bool =
 
 def _open_store(store: Path | None, *, read_only: bool) -> Store | None:
     from evalkit.store.db import default_store_path, open_store
+    from evalkit.store.lake import is_store_url
 
     path = store or default_store_path()
-    if read_only and not Path(path).exists():
+    if read_only and not is_store_url(path) and not Path(path).exists():
         return None
     try:
         return open_store(path, read_only=read_only)

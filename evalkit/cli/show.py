@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -95,6 +96,7 @@ def show(
     with open_store(store, read_only=True) as st:
         run = st.get_run(run_id)
         cases, total, failed_total = case_page(st, run["run_id"], failed_only=failed, limit=page_size, offset=offset)
+        st_label = st.label
     if json_out:
         print_json({"run": run, "cases": cases, "total": total, "failed_total": failed_total, "offset": offset,
                     "limit": page_size})
@@ -127,7 +129,8 @@ def show(
         if not sys.stdout.isatty():  # into a pipe or a CI log: rows unwrapped, greppable
             t.width = max(least, min(measure.maximum, MAX_PIPE_WIDTH))
         out.print(t, crop=False if not sys.stdout.isatty() else least <= out.width)
-    store_arg = str(store) if store is not None and os.environ.get("EVALKIT_STORE") != str(store) else None
+    env = os.environ.get("EVALKIT_STORE")
+    store_arg = st_label if store is not None and (env is None or str(Path(env)) != str(store)) else None
     out.print(terminal_line(page_footer(run["run_id"], shown=len(cases), offset=offset, total=total,
                                         failed_total=failed_total, failed_only=failed, limit=page_size,
                                         store_arg=store_arg)))

@@ -266,7 +266,7 @@ def collect(
             signal.signal(sig, lambda *_: stop.set())
         err = console(stderr=True)
         auth = "bearer token required" if rx.token_required else "no token"
-        err.print(f"evalkit collect: receiving OTLP spans at {rx.url} into {st.path} ({auth}; Ctrl-C to stop)")
+        err.print(f"evalkit collect: receiving OTLP spans at {rx.url} into {st.label} ({auth}; Ctrl-C to stop)")
         if not rx.token_required and not is_loopback(host):
             err.print("evalkit collect: warning: --insecure: anyone who can reach this port can write spans")
         try:

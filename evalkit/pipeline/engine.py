@@ -25,7 +25,7 @@ def run_local(plan: Plan, store: Store, *, tracer: Tracer | None = None,
     """Run the plan in this process, results written by a background writer as they finish."""
     s = plan.settings
     warm_up(plan)
-    writer = StoreWriter(store)
+    writer = StoreWriter(store, before_write=getattr(tracer, "sync", None))
     runner = Runner(
         plan.suite.target,  # type: ignore[arg-type]  # the pipeline checked there is one
         plan.suite.scorers,

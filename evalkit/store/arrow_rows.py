@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any
+
+# DuckDB 1.5 scans an Arrow stream through pyarrow's Acero when pyarrow is installed, and Acero warns on
+# stderr, once per batch, that polars' buffers are not 64-byte aligned (harmless on x86-64 and arm64,
+# which load unaligned data). The user's own setting wins.
+os.environ.setdefault("ACERO_ALIGNMENT_HANDLING", "ignore")
 
 if TYPE_CHECKING:
     import polars as pl

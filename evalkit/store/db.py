@@ -10,28 +10,41 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from evalkit.errors import StoreCorrupt, StoreError, StoreLocked, UserError
-from evalkit.store import large_values
-from evalkit.store.lease import Lease, is_lock_conflict, lease_for
+from evalkit.store import lake, large_values
+from evalkit.store.lease import Lease, is_lock_conflict, lease_for, wait_limit
 from evalkit.store.migrations import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import duckdb
     import polars as pl
 
     from evalkit.schema import CaseResult
 
+T = TypeVar("T")
 DEFAULT_WORKSPACE = ".evalkit"
 SMALL_ROWS = 2048
 Params = Sequence[Any] | dict[str, Any] | None  # below this, rows move as Python tuples rather than through Arrow
 
 
 def default_store_path() -> Path:
-    """``$EVALKIT_STORE``, else ``.evalkit/evalkit.duckdb`` in the working directory."""
+    """``$EVALKIT_STORE``, else ``.evalkit/evalkit.duckdb`` in the working directory (a team store's URL
+    comes back as a Path too; :class:`Store` reads it as the URL again)."""
     env = os.environ.get("EVALKIT_STORE")
     return Path(env) if env else Path(DEFAULT_WORKSPACE) / "evalkit.duckdb"
+
+
+KEEP_SNAPSHOTS = "'7 days'"  # a team store's time travel reaches back this far after `evalkit compact`
+TEAM_ANCHOR = Path(DEFAULT_WORKSPACE) / "team.store"  # a team store's local side: progress files, embedded MLflow
+
+
+def local_anchor(store: Path | str) -> Path:
+    """The file, or for a team store's URL :data:`TEAM_ANCHOR` (what stays on this machine sits beside it)."""
+    return TEAM_ANCHOR if lake.is_store_url(store) else Path(store)
 
 
 MEMORY_ENV = "EVALKIT_STORE_MEMORY"
@@ -67,22 +80,29 @@ def _is_damage(text: str) -> bool:
     return any(k in low for k in _DAMAGE)
 
 
-def _corrupt(path: Path, what: str) -> StoreCorrupt:
+def _corrupt(path: Path | str, what: str) -> StoreCorrupt:
     err = StoreCorrupt(f"{path}: the store file is damaged ({what}); `evalkit doctor --store {path}` checks it "
                        "and says how to recover")
     err.reason = what
     return err
 
 
-def store_error(exc: BaseException, path: Path) -> StoreError:
+def store_error(exc: BaseException, path: Path | str) -> StoreError:
     """A DuckDB or OS failure on the store as one typed, one-line error (corrupt, locked, out of memory …)."""
     return _known_fault(exc, path) or StoreError(f"{path}: cannot open the store: {_first_line(exc)}")
 
 
-def _known_fault(exc: BaseException, path: Path) -> StoreError | None:
+def _known_fault(exc: BaseException, path: Path | str) -> StoreError | None:
     """The failure when it is the file's or the machine's (damage, lock, memory, permissions, disk), else None."""
     first = _first_line(exc)
     low = str(exc).lower()
+    if "created with an newer version of duckdb" in low or "created with a newer version of duckdb" in low:
+        import duckdb
+
+        return StoreError(f"{path}: the store was written by a newer DuckDB than this evalkit's {duckdb.__version__} "
+                          "(evalkit 0.1 stored on DuckDB 2.0; the team store needs 1.5.5, see the README's "
+                          "\"A store a team shares\"); keep using the evalkit that wrote it for this store, or start "
+                          "a new one with --store")
     if _is_damage(low):
         return _corrupt(path, first)
     if "could not set lock" in low or "conflicting lock" in low:
@@ -101,7 +121,7 @@ def _known_fault(exc: BaseException, path: Path) -> StoreError | None:
 class GuardedConnection:
     """The DuckDB connection as other modules see it: a damaged file raises :class:`StoreCorrupt`, not a DuckDB error."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | str) -> None:
         self._con, self._path = con, path
 
     def _guard(self, exc: Exception) -> None:
@@ -139,26 +159,36 @@ class GuardedConnection:
 
 
 class Store:
-    """The workspace store: a DuckDB file several processes share, through one :class:`Lease` per process.
+    """The store: a DuckDB file several processes share, through one :class:`Lease` per process, or a team
+    store's URL (DuckLake on PostgreSQL, :mod:`evalkit.store.lake`) that many machines share.
 
     Nothing holds the file between operations: each one opens it (writable, or read-only for a reader),
     and it is let go when idle or when another process knocks (:mod:`evalkit.store.lease`), so readers,
     runs, pytest sessions and ``collect`` take turns on one file. Every failure is a :class:`StoreError`
     naming the file: :class:`StoreCorrupt` for a damaged file, :class:`StoreLocked` when another process
     kept it past ``$EVALKIT_STORE_WAIT``, a newer or unknown schema in plain words.
+
+    ``label`` names the store in messages (a URL's password redacted). ``path`` is the file, or for a team
+    store :data:`TEAM_ANCHOR`, whose directory keeps what stays on this machine (progress files, the
+    embedded MLflow store).
     """
 
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
-        self.path = Path(path)
         self.read_only = read_only
-        if read_only and not self.path.exists():
+        self.url = lake.parse_url(path) if lake.is_store_url(path) else None
+        if self.url is None:
+            lake.check_not_url(str(path))
+        self.path = TEAM_ANCHOR if self.url else Path(path)
+        self.label = self.url.label if self.url else str(self.path)
+        if read_only and self.url is None and not self.path.exists():
             raise StoreError(f"{self.path}: no store here yet; run `evalkit run` first or pass --store")
-        self._memory = ("", 0) if read_only else memory_limit()
-        self.inline_limit = large_values.inline_limit(self._memory[1]) if not read_only else 0
-        if not read_only:
+        self._memory = ("", 0) if read_only or self.url else memory_limit()
+        self.inline_limit = large_values.inline_limit(self._memory[1]) if self._memory[1] else 0
+        if not read_only and self.url is None:
             with contextlib.suppress(OSError):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lease = lease_for(self.path, functools.partial(connect_file, self.path))
+        self._lease: Lease | lake.LakeLease = lake.lease_for(self.url) if self.url else \
+            lease_for(self.path, functools.partial(connect_file, self.path))
         self._lease.attach()
         self._pinned = self._closed = False
         if str(self.path) == ":memory:":  # an in-memory database lives only while its connection is open
@@ -187,8 +217,26 @@ class Store:
         return GuardedConnection(con, self.path)
 
     @property
-    def lease(self) -> Lease:
+    def lease(self) -> Lease | lake.LakeLease:
         return self._lease
+
+    @property
+    def shared(self) -> bool:
+        """A team store (many machines write it at once), not a file."""
+        return self.url is not None
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """``fn`` once for a file; for a team store, again after a commit conflict (nothing of it was applied)."""
+        if self.url is None:
+            return fn()
+        return lake.retrying(fn, label=self.label, wait_s=wait_limit())
+
+    def atomic(self, fn: Callable[[Store], T]) -> T:
+        """Run ``fn(self)`` in one transaction; on a team store, whole again when its commit lost a race."""
+        def once() -> T:
+            with self.transaction():
+                return fn(self)
+        return self._retry(once)
 
     def _recover(self) -> None:
         """After a FATAL DuckDB error (an autocheckpoint out of memory): reopen, and checkpoint unbounded."""
@@ -204,7 +252,7 @@ class Store:
     def _check_size(self, con: duckdb.DuckDBPyConnection) -> None:
         """A file shorter than its used blocks was cut short (a copy, a full disk). Only the used blocks count:
         free ones at the end may never have been written. Skipped while a log is pending (blocks in memory)."""
-        if str(self.path) == ":memory:" or Path(f"{self.path}.wal").exists():
+        if self.url or str(self.path) == ":memory:" or Path(f"{self.path}.wal").exists():
             return
         try:
             row = con.execute("PRAGMA database_size").fetchone()
@@ -245,37 +293,48 @@ class Store:
             row = con.execute("SELECT max(version) FROM schema_version").fetchone() \
                 if "schema_version" in tables else None
         except Exception as exc:
-            raise store_error(exc, self.path) from None
+            raise store_error(exc, self.label) from None
         version = int(row[0]) if row and row[0] is not None else None
         if not version and tables & EVALKIT_TABLES:
-            raise StoreError(f"{self.path}: the file has evalkit tables but no schema version (not written by "
-                             f"evalkit, or damaged); `evalkit doctor --store {self.path}` says how to recover")
+            raise StoreError(f"{self.label}: the store has evalkit tables but no schema version (not written by "
+                             f"evalkit, or damaged); `evalkit doctor --store {self.label}` says how to recover")
         if version is not None and version > LATEST:
-            raise StoreError(f"{self.path}: store schema v{version} is newer than this evalkit (v{LATEST}); "
+            raise StoreError(f"{self.label}: store schema v{version} is newer than this evalkit (v{LATEST}); "
                              "upgrade evalkit or pass --store")
         if version is None and self.read_only:
-            raise StoreError(f"{self.path}: no store here yet (the file has no evalkit tables); run `evalkit run` "
+            raise StoreError(f"{self.label}: no store here yet (no evalkit tables); run `evalkit run` "
                              "first or pass --store")
         return version
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
-        current = self._schema_version(con) or 0
+        """Apply the missing migrations, each in its own transaction. On a team store several clients may
+        try at once: the losers' commits conflict, and they look again (DuckLake has no primary keys)."""
         try:
-            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
-            for version, sql in MIGRATIONS:
-                if version <= current:
-                    continue
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    con.execute(sql)
-                    con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
-                    con.execute("COMMIT")
-                except Exception:
-                    with contextlib.suppress(Exception):
-                        con.execute("ROLLBACK")
-                    raise
+            self._retry(functools.partial(self._migrate_once, con))
+        except StoreError:
+            raise
         except Exception as exc:
-            raise store_error(exc, self.path) from None
+            raise store_error(exc, self.label) from None
+
+    def _migrate_once(self, con: duckdb.DuckDBPyConnection) -> None:
+        current = self._schema_version(con) or 0
+        if current >= LATEST:
+            return
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at TIMESTAMPTZ)")
+        for version, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            if self.url:
+                sql = sql.replace(" PRIMARY KEY", "")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(sql)
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
+                con.execute("COMMIT")
+            except Exception:
+                with contextlib.suppress(Exception):
+                    con.execute("ROLLBACK")
+                raise
 
     @contextlib.contextmanager
     def _errors(self, *, writing: bool = False) -> Iterator[None]:
@@ -287,27 +346,28 @@ class Store:
         try:
             yield
         except duckdb.FatalException as exc:
-            if not self.read_only:
+            if not self.read_only and self.url is None:
                 self._recover()
             if "commit succeeded and is durable" not in str(exc).lower():
-                raise store_error(exc, self.path) from None
+                raise store_error(exc, self.label) from None
         except StoreError:
             raise
         except Exception as exc:
-            fault = _known_fault(exc, self.path) if isinstance(exc, (duckdb.Error, OSError)) else None
+            fault = _known_fault(exc, self.label) if isinstance(exc, (duckdb.Error, OSError)) else None
             if fault is not None:
                 raise fault from None
             if writing:
-                raise store_error(exc, self.path) from None
+                raise store_error(exc, self.label) from None
             raise
 
     # -- generic ---------------------------------------------------------------------------
     def execute(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Run a statement and fetch its rows (results are never left pending on the connection)."""
-        rows: list[tuple[Any, ...]] = []
-        with self._errors(), self._use() as con:
-            rows = con.execute(sql, params or []).fetchall()
-        return rows
+        def once() -> list[tuple[Any, ...]]:
+            with self._use() as con:
+                return con.execute(sql, params or []).fetchall()
+        with self._errors():
+            return self._retry(once)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Store]:
@@ -357,15 +417,17 @@ class Store:
 
         if data.height == 0:
             return
-        with self._errors(writing=True), self._use() as con:
-            cur = con.cursor()
-            try:
-                cur.register("_incoming", ArrowStream(data))
-                cols = ", ".join(f'"{c}"' for c in data.columns)
-                cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
-                cur.unregister("_incoming")
-            finally:
-                cur.close()
+
+        def once() -> None:
+            with self._use() as con:  # this connection: inside a transaction, the insert is part of it
+                con.register("_incoming", ArrowStream(data))
+                try:
+                    cols = ", ".join(f'"{c}"' for c in data.columns)
+                    con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
+                finally:
+                    con.unregister("_incoming")
+        with self._errors(writing=True):
+            self._retry(once)
 
     # -- runs ------------------------------------------------------------------------------
     def create_run(self, row: dict[str, Any]) -> None:
@@ -384,7 +446,7 @@ class Store:
     def get_run(self, run_id: str) -> dict[str, Any]:
         rows = self.query("SELECT * FROM runs WHERE run_id = ? OR run_id LIKE ? ORDER BY started_at", [run_id, run_id + "%"])
         if not rows:
-            raise UserError(f"{self.path}: no run '{run_id}' in this store (see `evalkit runs`)")
+            raise UserError(f"{self.label}: no run '{run_id}' in this store (see `evalkit runs`)")
         if len(rows) > 1 and rows[0]["run_id"] != run_id:
             raise UserError(f"run id prefix '{run_id}' is ambiguous: {', '.join(r['run_id'] for r in rows[:5])}")
         row = rows[0]
@@ -412,20 +474,37 @@ class Store:
         from evalkit.store.arrow_rows import result_columns
 
         cases, scores = result_columns(list(results), inputs or {})
-        if self.inline_limit and str(self.path) != ":memory:":
+        if self.inline_limit and self.url is None and str(self.path) != ":memory:":
             try:
                 for name, cols in (("case_results", cases), ("scores", scores)):
                     large_values.spill(name, cols, self.path, self.inline_limit)
             except OSError as exc:
                 raise StoreError(f"{large_values.values_dir(self.path)}: cannot write a large value "
                                  f"({_first_line(exc)})") from None
-        with self._errors(writing=True), self.transaction():
+        def once(store: Store) -> None:
             for name, cols in (("case_results", cases), ("scores", scores)):
-                self._append(name, cols)
+                store._append(name, cols)
+        with self._errors(writing=True):
+            self.atomic(once)
 
     def _append(self, table: str, cols: dict[str, list[Any]]) -> None:
         with self._use() as con:
             _append_columns(con, table, cols)
+
+    def compact(self) -> dict[str, int]:
+        """Upkeep. A team store: inlined rows flushed to Parquet, small files merged, snapshots older than
+        ``KEEP_SNAPSHOTS`` expired and their files removed (DuckLake runs these beside other writers).
+        A file: a checkpoint. Returns what was done, by kind."""
+        if self.url is None:
+            with self._errors(writing=True), self._use() as con:
+                _checkpoint(con, self._memory[1])
+            return {"checkpoints": 1}
+        a = lake.ALIAS
+        steps = {"tables_flushed": f"CALL ducklake_flush_inlined_data('{a}')",
+                 "files_merged": f"CALL ducklake_merge_adjacent_files('{a}')",
+                 "snapshots_expired": f"CALL ducklake_expire_snapshots('{a}', older_than => now() - INTERVAL {KEEP_SNAPSHOTS})",
+                 "files_removed": f"CALL ducklake_cleanup_old_files('{a}', older_than => now() - INTERVAL {KEEP_SNAPSHOTS})"}
+        return {kind: len(self.execute(sql)) for kind, sql in steps.items()}
 
     def full_value(self, value: Any) -> Any:
         """A decoded JSON column value in full, read from its side file when it was stored as a marker."""
@@ -487,15 +566,11 @@ def _connect(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
         config = {"memory_limit": memory[0]}
         if str(path) != ":memory:":
             config["temp_directory"] = f"{path}.tmp"
-    try:
-        con = duckdb.connect(str(path), read_only=not writable, config=config)
-    except duckdb.Error as exc:
-        if not writable or not any(k in str(exc).lower() for k in _OUT_OF_MEMORY):
-            raise
-        config.pop("memory_limit")  # replaying a large log: unbounded, then bounded again
-        con = duckdb.connect(str(path), config=config)
-        con.execute(f"SET memory_limit = '{memory[1]}B'")
-    if writable and Path(f"{path}.wal").exists():
+    replay = writable and Path(f"{path}.wal").exists()
+    if replay:  # a log left by a crash may hold more than the limit: replayed unbounded, then bounded again
+        config.pop("memory_limit")
+    con = duckdb.connect(str(path), read_only=not writable, config=config)
+    if replay:
         _checkpoint(con, memory[1])
     return con
 

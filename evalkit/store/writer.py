@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from evalkit.errors import StoreError, describe_exception
@@ -49,8 +50,12 @@ class StoreWriter:
     """Sink that writes case results to the store from one background thread."""
 
     def __init__(self, store: Store, max_batch: int = 2000, max_pending: int = 10_000,
-                 max_batch_bytes: int = 32 * MiB, max_pending_bytes: int = 64 * MiB) -> None:
+                 max_batch_bytes: int = 32 * MiB, max_pending_bytes: int = 64 * MiB,
+                 before_write: Callable[[], None] | None = None) -> None:
         self.store = store
+        # the tracer's flush: a case's spans are stored before its result, so a process killed between the
+        # two leaves a finished case with its trace (resume does not run it again), never one without
+        self.before_write = before_write
         self.max_batch = max_batch
         self.max_batch_bytes = max_batch_bytes
         self.max_pending_bytes = max_pending_bytes
@@ -60,6 +65,7 @@ class StoreWriter:
         self._pending_bytes = 0
         self._error: BaseException | None = None
         self.written = 0
+        self.errors = 0  # results written whose case did not end ok
         self._thread = threading.Thread(target=self._loop, name="evalkit-store-writer", daemon=True)
         self._thread.start()
 
@@ -101,11 +107,14 @@ class StoreWriter:
                 try:
                     inputs = {c.id: c.model_dump(mode="json", include={"input", "expected", "metadata"})
                               for _, c, _ in batch}
+                    if self.before_write is not None:
+                        self.before_write()
                     self.store.write_results([r for r, _, _ in batch], inputs)
                     self.written += len(batch)
+                    self.errors += sum(r.status != "ok" for r, _, _ in batch)
                 except BaseException as exc:  # surfaced to the runner on its next add() and at close()
                     self._error = exc if isinstance(exc, StoreError) else StoreError(
-                        f"{self.store.path}: results could not be written ({describe_exception(exc)})")
+                        f"{self.store.label}: results could not be written ({describe_exception(exc)})")
             del batch
             with self._room:
                 self._pending_bytes -= size

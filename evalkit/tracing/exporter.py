@@ -120,16 +120,17 @@ class DuckDBSpanSink:
         while not stop.is_set():
             self._wake.wait(self.interval_s)
             self._wake.clear()
-            self.drain()
+            self.drain(upto=len(self._q))  # what is there now: the lock is free between rounds
         self.drain()
 
-    def drain(self) -> int:
-        """Write everything queued now, in batches; returns the number of spans written."""
+    def drain(self, *, upto: int | None = None) -> int:
+        """Write everything queued (at most ``upto`` spans: those queued before a caller's point), in batches;
+        returns the number of spans written."""
         total = 0
         q = self._q
         with self._write_lock:
-            while q:
-                n = min(len(q), self.batch_size)
+            while q and (upto is None or total < upto):
+                n = min(len(q), self.batch_size, upto - total if upto is not None else len(q))
                 batch = [q.popleft() for _ in range(n)]
                 with self._space:
                     self._space.notify_all()
@@ -144,13 +145,13 @@ class DuckDBSpanSink:
         except Exception as exc:  # a broken store must not break the agent; counted and logged
             self.dropped += len(batch)
             if self.last_error is None:
-                _log.warning("evalkit: spans not written to %s: %s", getattr(self.store, "path", "?"), exc)
+                _log.warning("evalkit: spans not written to %s: %s", getattr(self.store, "label", "?"), exc)
             self.last_error = exc
 
     # -- lifecycle -------------------------------------------------------------------------
     def flush(self) -> None:
-        """Block until every span queued so far is in the store."""
-        self.drain()
+        """Block until every span queued so far is in the store (spans queued meanwhile may wait)."""
+        self.drain(upto=len(self._q))
 
     def close(self) -> None:
         """Flush and stop the writer thread for good (later spans are written synchronously)."""

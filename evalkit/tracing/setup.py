@@ -136,6 +136,10 @@ class StoreTracer:
             span.add_event("gen_ai.evaluation.result", attributes=attrs)
 
     # -- lifecycle -------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Write every span finished so far, and keep going (the result writer calls it before each batch)."""
+        self.sink.flush()
+
     def flush(self) -> None:
         """Write every finished span of this tracer's cases (routes are dropped as cases end)."""
         with contextlib.suppress(Exception):

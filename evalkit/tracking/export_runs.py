@@ -105,6 +105,6 @@ def export_runs(store: Store, run_ids: list[str], out: Path, *, c: MlflowClient 
                 entry.update(mlflow=True, experiment=data["experiment"], metrics=len(data["metrics"]))
         entries.append(entry)
     manifest = {"format": FORMAT, "version": VERSION, "exported_at": datetime.now(UTC).isoformat(),
-                "source": {"store": str(store.path), "tracking_uri": redact(tracking_uri) if tracking_uri else tracking_uri}, "counts": counts, "runs": entries}
+                "source": {"store": store.label, "tracking_uri": redact(tracking_uri) if tracking_uri else tracking_uri}, "counts": counts, "runs": entries}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
     return manifest

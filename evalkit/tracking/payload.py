@@ -188,7 +188,7 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
     dataset = {
         "name": Path(ds_path).stem if ds_path else f"{run['suite']}-inline",
         "digest": sha[:36],
-        "source": str(ds_path) if ds_path else f"evalkit:{store.path}#{run_id}",
+        "source": str(ds_path) if ds_path else f"evalkit:{store.label}#{run_id}",
         "sha256": sha,
         "cases": int(run.get("cases_total") or (summary.cases if summary else 0) or 0),
     }

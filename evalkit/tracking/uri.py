@@ -35,9 +35,11 @@ HTTP_DEFAULTS = {
 
 def workspace_dir(store_path: Path | str | None) -> Path:
     """The folder holding the DuckDB file (``.evalkit/``); for in-memory stores, ``./.evalkit``."""
+    from evalkit.store.db import local_anchor
+
     if store_path is None or str(store_path) == ":memory:":
         return Path.cwd() / ".evalkit"
-    return Path(store_path).resolve().parent
+    return local_anchor(store_path).resolve().parent
 
 
 def resolve_tracking_uri(store_path: Path | str | None, tracking_uri: str | None = None) -> str:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# Creating an MLflow SQLite database runs its migrations (~6 s); build one per session and copy it.
-SERVER_READY_POLLS = 600  # x 0.2 s: a loaded 2-core machine can take a minute to import mlflow
+from tests.tracking._mlflow_server import free_port as _free_port
+from tests.tracking._mlflow_server import mlflow_server_process
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty, migrated MLflow SQLite database."""
+    # Creating one runs its migrations (~6 s): build one per session and copy it.
     from evalkit.tracking.uri import client
 
     db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
@@ -42,53 +36,14 @@ def tracked(workspace: Path, mlflow_template: Path) -> Path:
     return workspace
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(uri + "/health", timeout=1) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path) -> Iterator[str]:
     """A real `mlflow server` on a loopback port (SQLite backend, proxied artifacts); yields its URI."""
     root = tmp_path_factory.mktemp("mlflow-server")
     db = root / "server.db"
     shutil.copy(mlflow_template, db)
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
-    cmd = [str(mlflow_bin) if mlflow_bin.exists() else "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", (root / "artifacts").as_uri(),
-           "--workers", "1"]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        for _ in range(SERVER_READY_POLLS):
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}")
-            if _healthy(uri):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("mlflow server did not become ready")
+    with mlflow_server_process(f"sqlite:///{db}", root) as uri:
         yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (uvicorn workers)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture
