@@ -9,6 +9,10 @@
    shape, then three queries run ``--repeats`` times each (medians): token totals by model, p95
    duration by span name, one whole trace by id.
 
+``--team`` runs both parts on a team store (DuckLake on a throwaway PostgreSQL server on loopback,
+started from the Debian packages as the tests do; data files on local disk), then runs
+``evalkit compact`` once and times the queries again (``*_compacted_ms``).
+
 Last line: JSON with spans_per_s, dropped, tokens_by_model_ms, p95_by_name_ms, trace_by_id_ms.
 """
 
@@ -135,15 +139,33 @@ def main() -> dict[str, Any]:
     ap.add_argument("--total", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--reference", type=int, default=100_000, help="spans for the SDK-only / exporter-only figures")
+    ap.add_argument("--team", action="store_true", help="on a team store (a throwaway PostgreSQL server)")
     args = ap.parse_args()
+    if not args.team:
+        return measure(args, None)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.fakes.postgres import PostgresServer
+
+    server = PostgresServer().start()
+    try:
+        with tempfile.TemporaryDirectory() as lake:
+            url = "ducklake+" + server.create_database() + f"?data_path={lake}"
+            return measure(args, url)
+    finally:
+        server.stop()
+
+
+def measure(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
 
     from evalkit.store.db import open_store
     from evalkit.tracing import state
     from evalkit.tracing.setup import StoreTracer
 
-    out: dict[str, Any] = {"bench": "spans"}
+    out: dict[str, Any] = {"bench": "spans", "store": "team (DuckLake on PostgreSQL)" if url else "file"}
     with tempfile.TemporaryDirectory() as tmp:
-        store = open_store(Path(tmp) / "spans.duckdb")
+        store = open_store(url or Path(tmp) / "spans.duckdb")
         tracer = StoreTracer(store)
 
         # -- reference: the same workload through the SDK, spans discarded at the sink --------
@@ -213,6 +235,17 @@ def main() -> dict[str, Any]:
             " ORDER BY p95_ms DESC"), args.repeats)
         out["trace_by_id_ms"] = timed(lambda: store.query(
             "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time", [rng.choice(trace_ids)]), args.repeats)
+        if url:
+            t1 = time.perf_counter()
+            out["compact"] = store.compact()
+            out["compact_s"] = round(time.perf_counter() - t1, 2)
+            for key, sql in (("tokens_by_model", "SELECT request_model, sum(input_tokens), sum(output_tokens), count(*)"
+                                                 " FROM spans WHERE operation = 'chat' GROUP BY 1 ORDER BY 2 DESC"),
+                             ("p95_by_name", "SELECT name, quantile_cont(duration_ms, 0.95) AS p, count(*) FROM spans"
+                                             " GROUP BY name ORDER BY p DESC")):
+                out[f"{key}_compacted_ms"] = timed(lambda sql=sql: store.query(sql), args.repeats)
+            out["trace_by_id_compacted_ms"] = timed(lambda: store.query(
+                "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_time", [rng.choice(trace_ids)]), args.repeats)
         store.close()
         state.ROUTES.clear()
     out["goals"] = {"spans_per_s": 50_000, "dropped": 0, "tokens_by_model_ms": 50, "p95_by_name_ms": 100,

@@ -331,9 +331,11 @@ class Store:
                 con.execute(sql)
                 con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
                 con.execute("COMMIT")
-            except Exception:
+            except Exception as exc:
                 with contextlib.suppress(Exception):
                     con.execute("ROLLBACK")
+                if self.url and "already exists" in str(exc).lower():  # another client applied it first
+                    raise RuntimeError(f"Transaction conflict: {_first_line(exc)}") from None
                 raise
 
     @contextlib.contextmanager

@@ -94,6 +94,23 @@ def batches(metrics: list[Any], params: list[Any], tags: list[Any]) -> list[dict
     return out
 
 
+def _log_inputs(c: Any, mid: str, inputs: list[Any], attempts: int = 4) -> None:
+    """Link the run's datasets. MLflow's SQL store inserts a dataset it did not find, so two runs of one suite
+    logging it at the same moment race on its key; by the next try it exists and is only linked."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            c.log_inputs(mid, datasets=inputs)
+            return
+        except Exception as exc:
+            text = str(exc).lower()
+            if attempt + 1 == attempts or not ("dataset_pk" in text or "unique constraint" in text
+                                               or "duplicate key" in text):
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
 def write_run(
     c: MlflowClient,
     exp_id: str,
@@ -117,7 +134,7 @@ def write_run(
         identity["evalkit.suite"] = tags["evalkit.suite"]
     mid = str(c.create_run(exp_id, start_time=start_ms, tags=identity, run_name=run_name).info.run_id)
     if inputs:
-        c.log_inputs(mid, datasets=inputs)
+        _log_inputs(c, mid, inputs)
     if artifacts is not None and artifacts.is_dir() and any(artifacts.iterdir()):
         c.log_artifacts(mid, str(artifacts))
     rest = [RunTag(k, v) for k, v in sorted(tags.items()) if k not in identity]

@@ -173,9 +173,9 @@ def test_push_and_pull_round_trip_a_run_with_no_differences(tmp_path: Path, team
         assert b.execute("SELECT count(*) FROM runs")[0][0] == 1
     assert original == shared == back  # 0 differences, the 40 KB value included
     assert any("x" * 40_000 in str(v) for row in back["case_results"] for v in row)
+    password = team_store_url.split("//")[1].split("@")[0].split(":")[1]
     for out in (pushed, pulled):
-        assert "@" not in json.loads(out.stdout)["to" if out is pushed else "from"].split("//")[1].split(":")[0] or True
-        assert team_store_url.split(":")[2].split("@")[0] not in out.stdout + out.stderr  # the password
+        assert password not in out.stdout + out.stderr and "[REDACTED]" in out.stdout
 
 
 def test_every_read_command_works_on_the_team_store_and_never_shows_the_password(tmp_path: Path,
@@ -217,7 +217,7 @@ def test_clients_creating_the_store_at_once_agree_on_one_schema(tmp_path: Path, 
                               env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for _ in range(4)]
     for p in procs:
-        out, err = p.communicate(timeout=300)
+        _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     with Store(team_store_url, read_only=True) as st:
         versions = [r[0] for r in st.execute("SELECT version FROM schema_version ORDER BY 1")]
