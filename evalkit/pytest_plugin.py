@@ -73,12 +73,13 @@ class _State:
         return self.run_id
 
     def store_path(self) -> Path:
-        opt = self.config.getoption("evalkit_store")
-        if opt:
-            return Path(opt).resolve()
+        """The store file (absolute: tests may change directory), or a team store's URL as given."""
         from evalkit.store.db import default_store_path
+        from evalkit.store.lake import is_store_url
 
-        return default_store_path().resolve()
+        opt = self.config.getoption("evalkit_store")
+        path = Path(opt) if opt else default_store_path()
+        return path if is_store_url(path) else path.resolve()
 
     def session(self, interrupted: bool) -> Session:
         from evalkit.testing.finish import Session

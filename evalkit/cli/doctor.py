@@ -32,10 +32,10 @@ def doctor(
         out = console()
         state = ("absent" if not d.exists else "in use by a writer" if d.locked else "healthy" if d.healthy
                  else "DAMAGED" if not d.opens or d.unreadable else "UNREADABLE")
-        out.print(terminal_line(f"store: {path} ({state})"))
+        out.print(terminal_line(f"store: {d.label} ({state})"))
         if d.exists and not d.locked:
             out.print(f"opens: {'yes' if d.opens else 'no'} · schema version: {d.schema_version or '–'}"
-                      f" · side files: {d.side_files}")
+                      + ("" if d.shared else f" · side files: {d.side_files}"))
         if d.problem:
             out.print(terminal_line(f"problem: {d.problem}"))
         for table, n in d.rows.items():

@@ -34,13 +34,15 @@ class Diagnosis:
     unreadable: dict[str, str] = field(default_factory=dict)  # table -> first line of its error
     side_files: int = 0
     advice: list[str] = field(default_factory=list)
+    label: str = ""  # the store for messages (a team store's URL, password redacted)
+    shared: bool = False  # a team store: checked through its catalog, never moved aside
 
     @property
     def healthy(self) -> bool:
         return self.problem is None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"store": str(self.path), "healthy": self.healthy, "exists": self.exists, "opens": self.opens,
+        return {"store": self.label or str(self.path), "healthy": self.healthy, "exists": self.exists, "opens": self.opens,
                 "locked": self.locked, "problem": self.problem, "schema_version": self.schema_version,
                 "rows": self.rows, "unreadable": self.unreadable, "side_files": self.side_files,
                 "advice": self.advice}
@@ -49,8 +51,20 @@ class Diagnosis:
 def diagnose(path: Path) -> Diagnosis:
     """Check the store at ``path`` without changing it."""
     from evalkit.store.db import Store
+    from evalkit.store.lake import is_store_url, parse_url
 
-    d = Diagnosis(path=path, exists=path.exists())
+    if is_store_url(path):
+        d = Diagnosis(path=path, label=parse_url(path).label, shared=True)
+        try:
+            store = Store(path, read_only=True)
+        except StoreError as exc:
+            d.exists = "no store here yet" not in exc.message
+            d.problem = exc.message if d.exists else None
+            d.advice.append("check the URL, the catalog server and its login" if d.exists
+                            else "no store here yet: `evalkit run` creates it")
+            return d
+        return _check_tables(d, store)
+    d = Diagnosis(path=path, exists=path.exists(), label=str(path))
     if not d.exists:
         d.advice.append("no store here yet: `evalkit run` creates it")
         return d
@@ -69,6 +83,11 @@ def diagnose(path: Path) -> Diagnosis:
             _readable_tables(d)
         _advise(d)
         return d
+    return _check_tables(d, store)
+
+
+def _check_tables(d: Diagnosis, store: Any) -> Diagnosis:
+    path = d.label
     d.opens = True
     with store:
         row = store.execute("SELECT max(version) FROM schema_version")[0]
@@ -111,7 +130,7 @@ def _count(d: Diagnosis, con: Any, table: str) -> None:
 
 
 def _advise(d: Diagnosis) -> None:
-    if d.healthy:
+    if d.healthy or d.shared:
         return
     p = d.path
     if "newer than this evalkit" in (d.problem or ""):
@@ -128,6 +147,8 @@ def _advise(d: Diagnosis) -> None:
 
 def move_aside(d: Diagnosis, now: datetime | None = None) -> Path:
     """Rename a damaged store (and its write-ahead log) to ``<name>.corrupt-<timestamp>``; returns the new path."""
+    if d.shared:
+        raise UserError(f"{d.label}: a team store is not moved aside; its catalog server keeps it")
     if not d.exists:
         raise UserError(f"{d.path}: no store here to move aside")
     if d.healthy:

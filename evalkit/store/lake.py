@@ -161,8 +161,8 @@ def retrying(fn: Callable[[], T], *, label: str, wait_s: float) -> T:
 
 
 class LakeLease:
-    """One DuckDB connection per process with the team store attached, kept open (attaching costs a catalog
-    round trip), used by one thread at a time. The same interface as :class:`~evalkit.store.lease.Lease`;
+    """One DuckDB connection per process with the team store attached, kept open while the process lives
+    (attaching loads the extensions and reads the catalog), used by one thread at a time. The same interface as :class:`~evalkit.store.lease.Lease`;
     there is no file lock to take turns on, so readers and writers never wait for each other."""
 
     def __init__(self, url: LakeUrl) -> None:
@@ -211,10 +211,10 @@ class LakeLease:
             self._users += 1
 
     def detach(self) -> None:
+        """A store closed. The connection stays for the next one in this process: there is no lock to let go
+        of, and attaching again costs ~200 ms (the extensions load per connection)."""
         with self._lock:
             self._users = max(0, self._users - 1)
-            if not self._users and not self._depth:
-                self._close()
 
     def drop(self) -> None:
         with self._lock:
@@ -297,10 +297,15 @@ def lease_for(url: LakeUrl) -> LakeLease:
         return lease
 
 
+_inherited: list[LakeLease] = []  # a forked child's copies of its parent's leases: never used, never freed
+
+
 def _forget_in_child() -> None:
-    """A forked child opens its own connections (the parent's are not its to use)."""
-    global _leases_lock
-    _leases.clear()
+    """A forked child opens its own connections. The parent's are not its to use, nor to close: freeing one
+    here would run DuckDB's destructor against locks the parent's threads held at the fork (a hang)."""
+    global _leases, _leases_lock
+    _inherited.extend(_leases.values())
+    _leases = {}
     _leases_lock = threading.Lock()
 
 

@@ -252,9 +252,14 @@ def lease_for(path: Path, opener: Callable[[bool], Any]) -> Lease:
         return lease
 
 
+_INHERITED: list[Lease] = []  # a forked child's copies of its parent's leases: kept, so never freed here
+
+
 def _forget_in_child() -> None:
-    """A forked child must not use (or close) the parent's connections: it starts with no leases."""
+    """A forked child must not use (or close) the parent's connections: it starts with no leases (freeing
+    the old ones would run DuckDB's destructor against locks the parent's threads held at the fork)."""
     global _LEASES, _LEASES_LOCK
+    _INHERITED.extend(_LEASES.values())
     _LEASES = {}
     _LEASES_LOCK = threading.Lock()
 

@@ -158,12 +158,37 @@ def checksum_damaged(src: Path, dst: Path) -> None:
 
 
 def data_damaged(src: Path, dst: Path) -> None:
-    """Flip bytes in the data blocks only: the file opens, its reads fail."""
+    """Flip bytes in the data blocks: reads fail (on some files the catalog sits among them: then opening does)."""
     shutil.copy(src, dst)
     with dst.open("r+b") as f:
         for block in range(12288 + 262144, src.stat().st_size, 262144):
             f.seek(block + 512)
             f.write(b"\xde\xad\xbe\xef" * 16)
+
+
+def one_block_damaged(src: Path, dst: Path) -> None:
+    """Flip bytes in one data block: the file opens, a table's reads fail. Which blocks hold data and which
+    the catalog varies from file to file, so blocks are tried from the end until one gives exactly that."""
+    import duckdb
+
+    blocks = list(range(12288 + 262144, src.stat().st_size, 262144))
+    for block in reversed(blocks):
+        shutil.copy(src, dst)
+        with dst.open("r+b") as f:
+            f.seek(block + 512)
+            f.write(b"\xde\xad\xbe\xef" * 16)
+        try:
+            con = duckdb.connect(str(dst), read_only=True)
+        except duckdb.Error:
+            continue  # a catalog block: the file would not open at all
+        try:
+            for table in ("runs", "case_results", "scores", "spans"):
+                con.execute(f"SELECT max(hash(COLUMNS(*))) FROM {table}").fetchall()
+        except duckdb.Error:
+            return  # opens, and a read fails
+        finally:
+            con.close()
+    raise AssertionError(f"no single damaged block of {src} leaves it opening with a table unreadable")
 
 
 DAMAGE = {"truncated": truncated, "checksum": checksum_damaged}
@@ -226,7 +251,7 @@ def test_doctor_reports_and_moves_a_damaged_store_aside(damage: str, healthy: tu
 def test_doctor_lists_what_is_readable_in_a_partly_damaged_store(healthy: tuple[Path, str], tmp_path: Path) -> None:
     src, _ = healthy
     bad = tmp_path / "evalkit.duckdb"
-    data_damaged(src, bad)
+    one_block_damaged(src, bad)
     d = diagnose(bad)
     assert not d.healthy and d.opens and d.schema_version == LATEST and d.unreadable
     assert any("COPY" in a for a in d.advice) == bool(d.rows)

@@ -189,7 +189,7 @@ def test_every_read_command_works_on_the_team_store_and_never_shows_the_password
         ("runs", "--json"), ("show", ids[0], "--json"), ("show", ids[0], "--failed"), ("trace", ids[0], "c0001"),
         ("traces", ids[0]), ("report", ids[0], "-o", str(tmp_path / "r.html")),
         ("sql", "SELECT count(*) AS n FROM spans JOIN case_results USING (run_id, trace_id)"),
-        ("compare", ids[0], ids[1]), ("status", ids[0]), ("compact",),
+        ("compare", ids[0], ids[1]), ("status", ids[0]), ("doctor",), ("compact",),
     ]
     for args in commands:
         r = evalkit_cli(tmp_path, *args, env=env)
@@ -296,3 +296,23 @@ def test_ray_workers_write_the_team_store_directly(tmp_path: Path, team_store_ur
     run = facts(team_store_url)[out["run_id"]]
     assert run["cases"] == run["distinct_cases"] == 200 and run["scores"] == 400 and run["traced"] == 200
     assert not list((tmp_path / ".evalkit").glob("shards/*/*"))  # no shard files: the workers wrote the store
+
+
+def test_pytest_sessions_record_into_the_team_store_with_and_without_xdist(tmp_path: Path, team_store_url: str) -> None:
+    """The pytest door: a plain session and a two-worker one (shards merged into the team store)."""
+    workspace_with(tmp_path, 20)
+    (tmp_path / "test_team.py").write_text(
+        "import evalkit\nfrom agent import answer\n\n\n@evalkit.cases('team.yaml')\n"
+        "def test_case(case, evaluate):\n    evaluate(case, answer(case.input_text))\n")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}", "EVALKIT_STORE": team_store_url}
+    for extra in ([], ["-n", "2"]):
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_team.py",
+                            "--evalkit-no-mlflow", *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert "could not be fully recorded" not in r.stdout + r.stderr, r.stdout[-3000:]
+        assert r.returncode in (0, 1), r.stdout[-3000:]  # 1 only if the suite gate fails
+    runs = facts(team_store_url)
+    assert len(runs) == 2
+    for run in runs.values():
+        assert run["cases"] == run["distinct_cases"] == 20 and run["scores"] == 40 and run["traced"] == 20
+    assert not (tmp_path / ".evalkit" / "evalkit.duckdb").exists()
