@@ -162,19 +162,17 @@ def retrying(fn: Callable[[], T], *, label: str, wait_s: float) -> T:
 
 class LakeLease:
     """One DuckDB connection per process with the team store attached, kept open while the process lives
-    (attaching loads the extensions and reads the catalog), used by one thread at a time. The same interface as :class:`~evalkit.store.lease.Lease`;
-    there is no file lock to take turns on, so readers and writers never wait for each other."""
+    (attaching loads the extensions and reads the catalog), used by one thread at a time. The same interface
+    as :class:`~evalkit.store.lease.Lease`; there is no file lock to take turns on, so readers and writers
+    never wait for each other."""
 
     def __init__(self, url: LakeUrl) -> None:
         self.url = url
-        self.path = Path(url.label)  # for messages only
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._writable = False
         self._depth = 0
         self._users = 0
-        self.waited_s = 0.0
-        self.handovers = 0
 
     @contextlib.contextmanager
     def use(self, *, writable: bool) -> Iterator[duckdb.DuckDBPyConnection]:
