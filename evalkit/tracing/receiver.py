@@ -204,6 +204,7 @@ def _handler(ingest: SpanIngest, limits: Limits, budget: MemoryBudget, token: by
                 self._refuse(RequestError(503, f"spans not stored: {exc}", retry_after=limits.retry_after), reader,
                              as_json)
             else:
+                reservation.release()  # before the reply: a client that saw 200 sees the memory free
                 self._ok(as_json)
             finally:
                 reservation.release()
