@@ -35,6 +35,7 @@ GROUP_TAGS: dict[str, tuple[str, ...]] = {
     "agent": ("evalkit.agent_ref", "evalkit.agent"),
     "model": ("evalkit.models",),
     "judge": ("evalkit.judges",),
+    "agent_model": ("evalkit.agent_ref", "evalkit.agent"),  # the agent with its models: one row per pair
 }
 
 
@@ -62,6 +63,10 @@ class Entry:
     cancelled: float | None = None  # cases/cancelled
     missing: float | None = None  # cases/missing: planned but never recorded
     complete: bool | None = None  # nothing cancelled or missing (None: the run logged no ledger)
+    agent_name: str = ""  # the agent without its version
+    agent_version: str = ""
+    commit: str = ""
+    branch: str = ""
 
 
 @dataclass
@@ -129,11 +134,8 @@ def default_metric(c: MlflowClient, exp_ids: list[str]) -> tuple[str, str]:
 
 
 def _group_of(run: Run, by: str) -> str:
-    for key in GROUP_TAGS[by]:
-        v = run.data.tags.get(key)
-        if v:
-            return v
-    return "-"
+    found = next((v for key in GROUP_TAGS[by] if (v := run.data.tags.get(key))), "-")
+    return f"{found} · {run.data.tags.get('evalkit.models') or '-'}" if by == "agent_model" else found
 
 
 def _entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str | None = None) -> Entry | None:
@@ -152,7 +154,9 @@ def _entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str
         started=datetime.fromtimestamp(start / 1000, UTC) if start else None, age=age(start, now),
         models=tags.get("evalkit.models", ""), judges=tags.get("evalkit.judges", ""), mlflow_run_id=run.info.run_id,
         group=_group_of(run, by) if by else None, errors=m.get("errors/count"), cancelled=m.get("cases/cancelled"),
-        missing=m.get("cases/missing"), complete=_complete(m),
+        missing=m.get("cases/missing"), complete=_complete(m), agent_name=tags.get("evalkit.agent", ""),
+        agent_version=tags.get("evalkit.agent_version", ""), commit=tags.get("mlflow.source.git.commit", ""),
+        branch=tags.get("mlflow.source.git.branch", ""),
     )
 
 
@@ -217,7 +221,7 @@ def leaderboard(
     if last is not None and since is not None:
         raise UserError("give --last or --since, not both")
     if by is not None and by not in GROUP_TAGS:
-        raise UserError(f"--by '{by}': choose agent, model or judge")
+        raise UserError(f"--by '{by}': choose agent, model, judge or agent_model")
     if uri:
         maybe_analyze(uri)
     exps = experiments(c, suite=suite, team=team)

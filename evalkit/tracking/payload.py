@@ -172,6 +172,7 @@ def build_payload(store: Store, run: dict[str, Any], *, suite_file: Path | None 
         "evalkit.team": team,
         "evalkit.gate": gate.get("status") or (("passed" if gate["passed"] else "failed") if "passed" in gate else None),
         "mlflow.source.git.commit": run.get("git_commit"),
+        "mlflow.source.git.branch": run.get("git_branch") or _json(run.get("config")).get("git_branch"),
         "evalkit.git_dirty": None if run.get("git_dirty") is None else str(bool(run["git_dirty"])).lower(),
         "mlflow.runName": run_id,
         "mlflow.note.content": description(run, _json(run.get("summary")), gate),

@@ -49,12 +49,20 @@ def counts(store: Path) -> dict[str, tuple[int, int]]:
     return {r[0]: (int(r[1]), int(r[2])) for r in rows}
 
 
+HELD_AGENT = ("import pathlib\nimport time\n\n\ndef answer(q):\n    deadline = time.monotonic() + 120\n"
+              "    while int(q[1:]) >= 30 and not pathlib.Path('go').exists() and time.monotonic() < deadline:\n"
+              "        time.sleep(0.02)\n    return q\n")
+
+
 def test_readers_see_a_run_grow_while_it_writes(workspace: Path) -> None:
-    workspace_with(workspace, 60, 0.05)
+    workspace_with(workspace, 60, 0.0)
+    (workspace / "agent.py").write_text(HELD_AGENT)  # the second half waits until a reader saw the first
     run = start(workspace, "run", "conc.yaml", "--no-mlflow", "--concurrency", "2", "--json")
     seen: list[int] = []
     reads = 0
     while run.poll() is None:
+        if any(0 < n < 60 for n in seen):
+            (workspace / "go").touch()
         r = evalkit_cli(workspace, "runs", "--json")  # a separate process, as a user's second terminal
         if r.returncode == 0 and json.loads(r.stdout):
             reads += 1
