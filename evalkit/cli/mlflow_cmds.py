@@ -74,7 +74,7 @@ def leaderboard(
     suite: Annotated[str | None, typer.Option(help="Only this suite's experiment.")] = None,
     metric: Annotated[str | None, typer.Option(
         help="Metric to rank by [default: the suite's primary: metric, else its first threshold's].")] = None,
-    by: Annotated[str | None, typer.Option(help="One row per agent, model or judge.")] = None,
+    by: Annotated[str | None, typer.Option(help="One row per agent, model, judge or agent_model (agent with its models).")] = None,
     pick: Annotated[str, typer.Option(help="With --by: the best or the latest run of each group.")] = "best",
     last: Annotated[int | None, typer.Option(help="Only the N most recent runs.", min=1)] = None,
     since: Annotated[str | None, typer.Option(help="Only runs since a date (2026-01-31) or 7d / 12h / 2w.")] = None,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
-By = Literal["agent", "model", "judge"]
+By = Literal["agent", "model", "judge", "agent_model"]
 PAGE = 100  # max_results per search: keeps row building cheap (~1 ms per row)
 MAX_SCAN = 2000  # runs read at most when grouping or taking the last N
 LOWER_IS_BETTER = ("errors/", "latency_ms/", "cost_usd/", "tokens/", "cases/cancelled", "cases/missing")
