@@ -76,6 +76,7 @@ def _mount() -> None:
         show,
         store_cmds,
         tracing_cmds,
+        ui_cmd,
     )
 
     app.command("run")(run.run)
@@ -83,7 +84,7 @@ def _mount() -> None:
     app.command("show")(show.show)
     app.command("doctor")(doctor.doctor)
     app.add_typer(cache.app, name="cache")
-    for module in (tracing_cmds, mlflow_cmds, store_cmds, report_cmd, batch_cmds, catalog, init_cmd):
+    for module in (tracing_cmds, mlflow_cmds, store_cmds, report_cmd, batch_cmds, catalog, init_cmd, ui_cmd):
         module.register(app)
 
 

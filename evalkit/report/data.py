@@ -162,14 +162,18 @@ def histogram(values: Sequence[float], is_bool: bool, bins: int = HIST_BINS) -> 
 
 def _spans_by_trace(store: Store, run_id: str, strings: Strings) -> dict[str, dict[str, Any]]:
     """Each trace's spans in waterfall order: [depth, name, start ms, duration ms, model, in, out, tool, error, status]."""
+    return waterfalls(store, f"trace_id IN ({reads.RUN_TRACE_IDS})", [run_id], strings)
+
+
+def waterfalls(store: Store, where: str, params: list[Any], strings: Strings) -> dict[str, dict[str, Any]]:
+    """Trace id -> its waterfall (``total`` ms, ``spans`` rows, ``omitted``) for the spans matching ``where``."""
     rows = store.execute(
         "SELECT trace_id, span_id, parent_span_id, name, epoch_us(start_time) / 1000.0,"
         " coalesce(duration_ms, (epoch_us(end_time) - epoch_us(start_time)) / 1000.0, 0.0),"
         " request_model, input_tokens, output_tokens, tool_name, error_type, status_code,"
         """ coalesce(attributes->>'$."evalkit.scorer"', attributes->>'$."evalkit.target"') FROM spans"""
-        f" WHERE trace_id IN ({reads.RUN_TRACE_IDS})"
-        " ORDER BY trace_id, start_time, span_id",
-        [run_id],
+        f" WHERE {where} ORDER BY trace_id, start_time, span_id",
+        params,
     )
     by_trace: dict[str, list[tuple[Any, ...]]] = {}
     for r in rows:

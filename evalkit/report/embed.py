@@ -32,14 +32,15 @@ def json_for_script(data: Any) -> str:
     return text
 
 
-def _sha256(text: str) -> str:
+def source_hash(text: str) -> str:
+    """The CSP source expression of an inline script or style."""
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
 def csp() -> str:
     """The page's policy: only its own inline script and style run; no fetches, frames or forms."""
     return (
-        f"default-src 'none'; script-src {_sha256(SCRIPT)}; style-src {_sha256(STYLE)}; img-src data:; "
+        f"default-src 'none'; script-src {source_hash(SCRIPT)}; style-src {source_hash(STYLE)}; img-src data:; "
         "base-uri 'none'; form-action 'none'"
     )
 

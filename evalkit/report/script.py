@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-SCRIPT = r"""
-(function () {
-"use strict";
-var D = null, S = [];
-var PAGE = 50;
-
+HELPERS = r"""
 function el(tag, cls, text) {
   var e = document.createElement(tag);
   if (cls) e.className = cls;
@@ -53,7 +48,55 @@ function block(title, text) {
 }
 function str(i) { return i === null || i === undefined ? null : S[i]; }
 
-function load() {
+"""
+"""DOM helpers shared with the dashboard: el, add, svg, num, ci, pct, pill, section, th, td, pre, block, str."""
+
+WATERFALL = r"""
+function waterfall(tr) {
+  var box = el("div", "wf"); box.id = "waterfall";
+  if (!tr || !tr.spans.length) { add(box, el("p", "note", "No trace was recorded for this case.")); return box; }
+  var total = tr.total || 1;
+  var axis = el("div", "wf-axis"), ticks = el("div", "wf-ticks");
+  add(axis, el("span", null, "span"), ticks, el("span", "wf-dur", "ms"));
+  [0, 0.25, 0.5, 0.75, 1].forEach(function (f) {
+    var s = el("span", null, f === 0 ? "0" : (total * f).toFixed(total * f < 10 ? 2 : 0));
+    s.style.left = (f * 100) + "%"; add(ticks, s);
+  });
+  add(box, axis);
+  tr.spans.forEach(function (sp) {
+    var depth = sp[0], name = str(sp[1]), start = sp[2], dur = sp[3], model = str(sp[4]);
+    var tin = sp[5], tout = sp[6], tool = str(sp[7]), err = str(sp[8]), isErr = sp[9] === 1 || !!err;
+    var row = el("div", "wf-row" + (isErr ? " error" : ""));
+    var label = el("div", "wf-label");
+    label.style.paddingLeft = (depth * 14) + "px";
+    add(label, el("span", null, name));
+    if (tool) add(label, el("span", "badge tool", "tool " + tool));
+    if (model) add(label, el("span", "badge model", model));
+    if (tin !== null || tout !== null) add(label, el("span", "badge", (tin || 0) + "→" + (tout || 0) + " tok"));
+    if (isErr) add(label, el("span", "badge error", err || "error"));
+    var track = el("div", "wf-track");
+    var bar = el("div", "wf-bar" + (isErr ? " error" : model ? " llm" : tool ? " tool" : ""));
+    bar.style.left = (100 * start / total) + "%";
+    bar.style.width = Math.max(0.3, 100 * dur / total) + "%";
+    bar.title = name + ": " + dur.toFixed(2) + " ms from +" + start.toFixed(2) + " ms";
+    add(track, bar);
+    add(row, label, track, el("div", "wf-dur", dur.toFixed(dur < 10 ? 2 : 0)));
+    add(box, row);
+  });
+  if (tr.omitted) add(box, el("p", "note", tr.omitted + " more spans not included in the report."));
+  return box;
+}
+
+"""
+"""``waterfall(trace)``: a case's span tree as bars (the payload of :func:`evalkit.report.data.waterfall`)."""
+
+SCRIPT = (r"""
+(function () {
+"use strict";
+var D = null, S = [];
+var PAGE = 50;
+
+""" + HELPERS + r"""function load() {
   var node = document.getElementById("evalkit-data");
   if (node.type === "application/json") return Promise.resolve(JSON.parse(node.textContent));
   var bin = atob(node.textContent.trim());
@@ -415,42 +458,7 @@ function openCase(i) {
   close.focus();
 }
 
-function waterfall(tr) {
-  var box = el("div", "wf"); box.id = "waterfall";
-  if (!tr || !tr.spans.length) { add(box, el("p", "note", "No trace was recorded for this case.")); return box; }
-  var total = tr.total || 1;
-  var axis = el("div", "wf-axis"), ticks = el("div", "wf-ticks");
-  add(axis, el("span", null, "span"), ticks, el("span", "wf-dur", "ms"));
-  [0, 0.25, 0.5, 0.75, 1].forEach(function (f) {
-    var s = el("span", null, f === 0 ? "0" : (total * f).toFixed(total * f < 10 ? 2 : 0));
-    s.style.left = (f * 100) + "%"; add(ticks, s);
-  });
-  add(box, axis);
-  tr.spans.forEach(function (sp) {
-    var depth = sp[0], name = str(sp[1]), start = sp[2], dur = sp[3], model = str(sp[4]);
-    var tin = sp[5], tout = sp[6], tool = str(sp[7]), err = str(sp[8]), isErr = sp[9] === 1 || !!err;
-    var row = el("div", "wf-row" + (isErr ? " error" : ""));
-    var label = el("div", "wf-label");
-    label.style.paddingLeft = (depth * 14) + "px";
-    add(label, el("span", null, name));
-    if (tool) add(label, el("span", "badge tool", "tool " + tool));
-    if (model) add(label, el("span", "badge model", model));
-    if (tin !== null || tout !== null) add(label, el("span", "badge", (tin || 0) + "→" + (tout || 0) + " tok"));
-    if (isErr) add(label, el("span", "badge error", err || "error"));
-    var track = el("div", "wf-track");
-    var bar = el("div", "wf-bar" + (isErr ? " error" : model ? " llm" : tool ? " tool" : ""));
-    bar.style.left = (100 * start / total) + "%";
-    bar.style.width = Math.max(0.3, 100 * dur / total) + "%";
-    bar.title = name + ": " + dur.toFixed(2) + " ms from +" + start.toFixed(2) + " ms";
-    add(track, bar);
-    add(row, label, track, el("div", "wf-dur", dur.toFixed(dur < 10 ? 2 : 0)));
-    add(box, row);
-  });
-  if (tr.omitted) add(box, el("p", "note", tr.omitted + " more spans not included in the report."));
-  return box;
-}
-
-function renderRun(app) {
+""" + WATERFALL + r"""function renderRun(app) {
   C = D.cases;
   BOOL = D.scorers.map(function (n) { return !!(D.dist[n] && D.dist[n].kind === "bool"); });
   var r = D.run, sum = D.summary || {};
@@ -599,4 +607,4 @@ function start() {
 }
 start();
 })();
-"""
+""")

@@ -138,7 +138,7 @@ def _group_of(run: Run, by: str) -> str:
     return f"{found} · {run.data.tags.get('evalkit.models') or '-'}" if by == "agent_model" else found
 
 
-def _entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str | None = None) -> Entry | None:
+def run_entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str | None = None) -> Entry | None:
     """One run's row; None when it lacks the metric (or holds a non-finite one: it cannot be ranked)."""
     m = {k: v for k, v in run.data.metrics.items() if v is not None and math.isfinite(v)}
     if metric not in m:
@@ -255,7 +255,7 @@ def leaderboard(
     def order(e: Entry) -> tuple[float, float]:
         return (e.value if asc else -e.value, -(e.started.timestamp() if e.started else 0))
 
-    entries = [e for e in (_entry(r, metric, names, now, by) for r in runs) if e is not None]
+    entries = [e for e in (run_entry(r, metric, names, now, by) for r in runs) if e is not None]
     if pick == "best":
         entries.sort(key=order)
     if by is not None:
