@@ -135,7 +135,8 @@ def default_metric(c: MlflowClient, exp_ids: list[str]) -> tuple[str, str]:
 
 def _group_of(run: Run, by: str) -> str:
     found = next((v for key in GROUP_TAGS[by] if (v := run.data.tags.get(key))), "-")
-    return f"{found} · {run.data.tags.get('evalkit.models') or '-'}" if by == "agent_model" else found
+    models = run.data.tags.get("evalkit.models") if by == "agent_model" else None
+    return f"{found} · {models}" if models else found
 
 
 def run_entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: str | None = None) -> Entry | None:

@@ -31,6 +31,7 @@ function out(text, href) {
 }
 function route(parts) { return "#/" + parts.map(encodeURIComponent).join("/"); }
 function short(s, n) { s = s || ""; return s.length > n ? s.slice(0, n) : s; }
+function val(v) { return typeof v === "number" && Math.abs(v) < 1000 ? v.toFixed(3) : num(v); }
 function when(iso) { return iso ? iso.replace("T", " ").slice(0, 16) : "–"; }
 function banner(main, err) { add(main, el("div", "err-banner", String(err && err.message ? err.message : err))); }
 
@@ -114,7 +115,7 @@ function suiteBoard(b) {
     add(links, link("run", route(["run", r.run_id]), "run-link"));
     if (r.mlflow_url) add(links, " · ", out("MLflow", r.mlflow_url));
     add(tr, td((r.tied ? "=" : "") + r.rank, "rank" + (r.tied ? " tied" : "")), td(r.agent_name || r.agent, "agent"),
-      td(r.agent_version || "–", "mono"), td(r.models || "–", "mono"), td(num(r.value), "num value"),
+      td(r.agent_version || "–", "mono"), td(r.models || "–", "mono"), td(val(r.value), "num value"),
       td(r.ci_low === null ? "–" : ci([r.ci_low, r.ci_high]), "mono"), add(el("td"), ciBar(r.value, r.ci_low, r.ci_high)),
       td(r.error_rate === null ? "–" : pct(r.error_rate), "num"), add(el("td"), complete), td(short(r.commit, 8) || "–", "mono"),
       td(r.branch || "–", "mono"), td(r.age), links);
@@ -196,7 +197,7 @@ function trendTable(d) {
   rows.slice(0, 200).forEach(function (x) {
     var p = x[1], tr = el("tr", p.flag ? "flag-" + p.flag : null); tr.setAttribute("data-run", p.run_id);
     var flag = p.flag === "regression" ? pill("regression", "bad") : p.flag === "improvement" ? pill("improvement", "ok") : el("span", "note", "–");
-    add(tr, td(when(p.started), "mono"), td(x[0]), td(p.agent_version || "–", "mono"), td(num(p.value), "num"),
+    add(tr, td(when(p.started), "mono"), td(x[0]), td(p.agent_version || "–", "mono"), td(val(p.value), "num"),
       td(p.ci_low === null ? "–" : ci([p.ci_low, p.ci_high]), "mono"), add(el("td", "flag"), flag), td(pval(p.p), "num"),
       td(short(p.commit, 8) || "–", "mono"), add(el("td"), link("run", route(["run", p.run_id]))));
     add(tb, tr);
@@ -284,7 +285,7 @@ function caseView(runId, caseId, repeat) {
     c.scores.forEach(function (x) {
       var verdict = x.outcome === "error" ? pill("error " + (x.error_kind || ""), "warn") : x.outcome === "not_applicable" ? pill("n/a", "neutral")
         : x.passed === true ? pill("pass", "ok") : x.passed === false ? pill("fail", "bad") : pill("–", "neutral");
-      add(tb, add(el("tr"), td(x.name), td(x.outcome === "ok" ? num(x.value) : "–", "num"), add(el("td"), verdict),
+      add(tb, add(el("tr"), td(x.name), td(x.outcome === "ok" ? val(x.value) : "–", "num"), add(el("td"), verdict),
         td(x.error || x.rationale || ""), td((x.judge || "") + (x.model ? " · " + x.model : ""), "mono")));
     });
     add(s, add(t, tb));

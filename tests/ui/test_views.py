@@ -50,14 +50,14 @@ def test_trend_series_flag_the_regression_with_the_gates_paired_test(dash: Works
     d = views.trend_view(_tracking(dash), dash.store, suite="qa")
     assert d["metric"] == "exact_match/mean"
     series = {s["group"]: s["points"] for s in d["series"]}
-    v2 = series["bot@2.0 · -"]
+    v2 = series["bot@2.0"]
     assert [p["run_id"] for p in v2] == [dash.runs["v2-good"], dash.runs["v2-bad"]]  # oldest first
     assert v2[0]["flag"] is None and v2[1]["flag"] == "regression" and v2[1]["p"] < 0.05
     assert "exact_match/pass_rate" in v2[1]["regressed"]
-    assert [p["flag"] for p in series["bot@1.0 · -"] + series["bot@3.0 · -"]] == [None, None]  # no previous run
+    assert [p["flag"] for p in series["bot@1.0"] + series["bot@3.0"]] == [None, None]  # no previous run
     assert all(p["commit"] == "" or len(p["commit"]) >= 7 for p in v2)
     only_main = views.trend_view(_tracking(dash), dash.store, suite="qa", branch="main")
-    assert "bot@3.0 · -" not in {s["group"] for s in only_main["series"]}
+    assert "bot@3.0" not in {s["group"] for s in only_main["series"]}
 
 
 def test_trend_without_the_store_still_draws_points_unflagged(dash: Workspace) -> None:
