@@ -195,8 +195,8 @@ class UiServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{'[' + str(host) + ']' if ':' in str(host) else host}:{port}/"
+        host, port = str(self.httpd.server_address[0]), self.httpd.server_address[1]
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from evalkit.errors import UserError
-from evalkit.tracking.metric_names import interval_of
 
 if TYPE_CHECKING:
     from evalkit.store.db import Store
