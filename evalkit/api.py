@@ -32,6 +32,7 @@ def evaluate(
     cache: bool | None = None,
     tracing: bool | None = None,
     mlflow: bool | None = None,
+    mlflow_traces: str | None = None,
 ) -> FinishedRun:
     """Run cases (a suite file, a dataset file, or Python objects) against a target, score and gate them.
 
@@ -39,7 +40,10 @@ def evaluate(
     replace the suite's. Settings follow the CLI's rule: an argument beats its ``EVALKIT_*``
     environment variable, which beats the suite's ``defaults:``. The run is gated like
     ``evalkit run`` (see ``result.gate``) and logged to MLflow unless ``mlflow=False`` (or
-    ``EVALKIT_NO_MLFLOW=1``). ``store`` defaults to the workspace store; ``":memory:"`` keeps nothing.
+    ``EVALKIT_NO_MLFLOW=1``). ``mlflow_traces`` picks the per-case MLflow traces (``all``, ``all:CAP``,
+    ``failed``, ``failed:CAP``, ``sample:N``, ``none``; default ``all:1000``, env ``EVALKIT_MLFLOW_TRACES``);
+    they are written in a background thread: ``result.wait_traces()`` waits for them.
+    ``store`` defaults to the workspace store; ``":memory:"`` keeps nothing.
     """
     from evalkit.pipeline import resolve_settings, run_suite
     from evalkit.store import reads
@@ -48,7 +52,7 @@ def evaluate(
     settings, explicit = resolve_settings({
         "concurrency": concurrency, "timeout_s": timeout_s, "repeats": repeats, "max_error_rate": max_error_rate,
         "thresholds": list(thresholds) if thresholds else None, "baseline": baseline, "cache": cache,
-        "tracing": tracing, "mlflow": mlflow,
+        "tracing": tracing, "mlflow": mlflow, "mlflow_traces": mlflow_traces,
     }, suite.defaults.model_dump())
     st = store if isinstance(store, Store) else _open(store)
     try:

@@ -56,6 +56,7 @@ class _State:
             "baseline": baseline, "fail_on_regression": True if baseline else None,
             "mlflow": False if self.config.getoption("evalkit_no_mlflow") else None,
             "tracing": False if self.config.getoption("evalkit_no_trace") else None,
+            "mlflow_traces": self.config.getoption("evalkit_mlflow_traces"),
         }
 
     def repeats(self, source: CaseSource) -> int:
@@ -125,6 +126,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "regression fails the session.")
     group.addoption("--evalkit-no-trace", action="store_true", default=False,
                     help="Do not record OpenTelemetry spans for evaluated cases.")
+    group.addoption("--evalkit-mlflow-traces", default=None, metavar="MODE",
+                    help="Per-case MLflow traces: all, all:CAP, failed, failed:CAP, sample:N or none "
+                         "[default: $EVALKIT_MLFLOW_TRACES, else all:1000].")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -132,11 +136,20 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "evalkit_repeat(k): the repeat index of an evalkit case item")
     if (config.getoption("evalkit_repeat") or 1) < 1:
         raise pytest.UsageError("--evalkit-repeat must be at least 1")
+    if config.getoption("evalkit_mlflow_traces") is not None:
+        from evalkit.errors import UserError
+        from evalkit.tracking.mlflow_traces import parse_mode
+
+        try:
+            parse_mode(config.getoption("evalkit_mlflow_traces"))
+        except UserError as exc:
+            raise pytest.UsageError(f"--evalkit-mlflow-traces: {exc.message}") from None
     config.stash[_STATE] = state = _State(config)
     _states.append(state)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    _wait_for_traces(None)
     state = config.stash.get(_STATE, None)
     if state in _states:
         _states.remove(state)
@@ -328,3 +341,22 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             tr.write_line(text, **style)
     if state.error is not None:
         tr.write_line(f"evalkit: the run could not be fully recorded: {state.error}", red=True, bold=True)
+    _wait_for_traces(tr)
+
+
+def _wait_for_traces(tr: Any) -> None:
+    """Wait for background MLflow trace logging before pytest exits; failures are warnings."""
+    import sys
+
+    mod = sys.modules.get("evalkit.tracking.mlflow_traces")
+    if mod is None or not mod.pending():
+        return
+
+    def say(text: str, **style: bool) -> None:
+        if tr is not None:
+            tr.write_line(text, **style)
+        else:
+            sys.stderr.write(text + "\n")
+
+    for msg in mod.wait_pending(say):
+        say(f"warning: {msg}", yellow=True)

@@ -175,6 +175,11 @@ def compare(
 def sync(
     suite: Annotated[str | None, typer.Option(help="Only runs of this suite.")] = None,
     every: Annotated[bool, typer.Option("--all", help="Re-check every finished run (e.g. after switching server).")] = False,
+    traces: Annotated[bool, typer.Option("--traces", help="Also (re)log the per-case traces of every finished run "
+                                         "(those already in MLflow are skipped).")] = False,
+    traces_mode: Annotated[str | None, typer.Option("--traces-mode", metavar="MODE", help="Which cases get a trace: "
+                                                    "all, all:CAP, failed, failed:CAP, sample:N [default: "
+                                                    "$EVALKIT_MLFLOW_TRACES, else all:1000].")] = None,
     store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     team: TeamOpt = None,
@@ -183,18 +188,21 @@ def sync(
     """Log to MLflow the runs that are not there yet (idempotent: running it twice adds nothing)."""
     from evalkit.tracking.sync import sync_runs
 
+    mode = _traces_mode(traces_mode) if traces or traces_mode else None
     st = _open_store(store, read_only=False)
     assert st is not None
     try:
-        report = sync_runs(st, tracking_uri=tracking_uri, team=team, suite=suite, every=every)
+        report = sync_runs(st, tracking_uri=tracking_uri, team=team, suite=suite, every=every, traces=mode)
     finally:
         st.close()
     if json_out:
-        print_json({"logged": report.logged, "failed": report.failed, "pending": report.pending})
+        print_json({"logged": report.logged, "failed": report.failed, "pending": report.pending,
+                    "traces": report.traces})
     else:
         out = console()
         for rid, mid in report.logged.items():
-            out.print(f"logged {rid} → MLflow run {mid}")
+            extra = f" ({report.traces[rid]} new case trace(s))" if rid in report.traces else ""
+            out.print(f"logged {rid} → MLflow run {mid}{extra}")
         for rid, err in report.failed.items():
             out.print(f"[red]failed[/red] {terminal_line(rid)}: {terminal_line(err)}")
         if report.pending:
@@ -202,6 +210,19 @@ def sync(
         if not (report.logged or report.failed):
             out.print("nothing to sync: every finished run is in MLflow")
     return 3 if report.failed else 0
+
+
+def _traces_mode(mode: str | None) -> str:
+    """``--traces-mode``, else ``$EVALKIT_MLFLOW_TRACES``, else the default; a bad value is a UserError."""
+    import os
+
+    from evalkit.tracking.mlflow_traces import DEFAULT_MODE, parse_mode
+
+    flag = "--traces-mode" if mode else "EVALKIT_MLFLOW_TRACES"
+    try:
+        return str(parse_mode(mode or os.environ.get("EVALKIT_MLFLOW_TRACES") or DEFAULT_MODE))
+    except UserError as exc:
+        raise UserError(f"{flag}: {exc.message}") from None
 
 
 def export(

@@ -52,6 +52,9 @@ def run(
     no_trace: Annotated[bool, Opt("--no-trace", help="Do not record OpenTelemetry spans.")] = False,
     no_content: Annotated[bool, Opt("--no-content", help="Do not capture prompts and completions in spans.")] = False,
     no_mlflow: Annotated[bool, Opt("--no-mlflow", help="Do not log the run to MLflow [env: EVALKIT_NO_MLFLOW=1].")] = False,
+    mlflow_traces: Annotated[str | None, Opt("--mlflow-traces", metavar="MODE", help="Per-case MLflow traces: all, "
+                             "all:CAP, failed, failed:CAP, sample:N or none [default: all:1000, failures first; "
+                             "env: EVALKIT_MLFLOW_TRACES].")] = None,
     collect: Annotated[int | None, Opt("--collect", help="Receive remote agents' OTLP/HTTP spans on this port "
                                        "during the run (127.0.0.1).")] = None,
     team: Annotated[str | None, Opt(help="Prefix MLflow experiments with TEAM/ [env: EVALKIT_TEAM].")] = None,
@@ -71,7 +74,7 @@ def run(
         "resume": resume, "retry_errors": retry_errors, "shard": shard, "engine": engine, "ray_address": ray_address,
         "cache": False if no_cache else None, "tracing": False if no_trace else None,
         "capture_content": False if no_content else None, "mlflow": False if no_mlflow else None,
-        "collect": collect, "team": team,
+        "collect": collect, "team": team, "mlflow_traces": _trace_mode(mlflow_traces),
     }, s.defaults.model_dump())
     _model_settings(not settings.cache, settings.concurrency)
     quiet = json_out
@@ -89,7 +92,33 @@ def run(
 
     finished = run_suite(s, settings, explicit, door="cli", store=store, progress=progress)
     _print(finished, json_out)
+    wait_for_traces()
     return finished.exit_code
+
+
+def _trace_mode(mode: str | None) -> str | None:
+    """``--mlflow-traces`` checked here, so a bad value names the flag."""
+    if mode is None:
+        return None
+    from evalkit.errors import UserError
+    from evalkit.tracking.mlflow_traces import parse_mode
+
+    try:
+        return str(parse_mode(mode))
+    except UserError as exc:
+        raise UserError(f"--mlflow-traces: {exc.message}") from None
+
+
+def wait_for_traces() -> None:
+    """Before the process exits: wait for background MLflow trace logging (a one-line note when it takes a
+    while; a failure is a warning, never a different exit code)."""
+    from evalkit.tracking import mlflow_traces
+
+    if not mlflow_traces.pending():
+        return
+    err = console(stderr=True)
+    for msg in mlflow_traces.wait_pending(lambda text: err.print(f"[dim]{escape(text)}[/dim]")):
+        err.print(f"[yellow]warning: {escape(msg)}[/yellow]")
 
 
 def _model_settings(no_cache: bool, concurrency: int) -> None:

@@ -31,6 +31,8 @@ def conclude(store: Store, summary: RunSummary, *, settings: RunSettings, thresh
     write_outputs(store, finished, settings)
     if settings.mlflow:
         finished.mlflow_run_id = _log_mlflow(store, run_id, suite_file, settings.team, finished.notes)
+        if finished.mlflow_run_id is not None:
+            finished.trace_job = _start_traces(store, run_id, settings, finished.mlflow_run_id, finished.notes)
     return finished
 
 
@@ -74,4 +76,16 @@ def _log_mlflow(store: Store, run_id: str, suite_file: Path | None, team: str | 
     except Exception as exc:  # never lose a finished run to a tracking bug
         notes.append(f"MLflow logging failed ({type(exc).__name__}: {exc}); the run is in the store, "
                      "`evalkit sync` logs it later")
+    return None
+
+
+def _start_traces(store: Store, run_id: str, settings: RunSettings, mlflow_run_id: str, notes: list[str]) -> Any:
+    """Per-case MLflow traces, written in a background thread once the verdict is known; a failure is a note."""
+    from evalkit.tracking.mlflow_traces import start_job
+
+    try:
+        return start_job(store, run_id, mode=settings.mlflow_traces, mlflow_run_id=mlflow_run_id, team=settings.team)
+    except Exception as exc:  # reading the cases failed: the run and its MLflow run are safe
+        notes.append(f"MLflow trace logging did not start ({type(exc).__name__}: {exc}); "
+                     "`evalkit sync --traces` logs them later")
     return None

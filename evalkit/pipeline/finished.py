@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
     from evalkit.gate.verdict import GateResult
     from evalkit.schema import RunSummary
+    from evalkit.tracking.mlflow_traces import TraceJob, TraceLogResult
 
 
 @dataclass
@@ -28,6 +29,13 @@ class FinishedRun:
     resume_command: str | None = None
     cases: pl.DataFrame | None = None
     scores: pl.DataFrame | None = None
+    trace_job: TraceJob | None = None  # per-case MLflow traces, logging in the background
+
+    def wait_traces(self, timeout: float | None = None) -> TraceLogResult | None:
+        """Wait for the background MLflow trace logging (None: none started, or still running at ``timeout``)."""
+        if self.trace_job is None or not self.trace_job.wait(timeout):
+            return None
+        return self.trace_job.result
 
     @property
     def status(self) -> str:

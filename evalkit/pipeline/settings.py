@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from evalkit.errors import UserError
 from evalkit.suite import RunDefaults
@@ -31,6 +31,7 @@ ENV: dict[str, tuple[str, str]] = {
     "cache": ("EVALKIT_NO_CACHE", "off"),
     "capture_content": ("EVALKIT_TRACE_CONTENT", "on"),
     "team": ("EVALKIT_TEAM", "value"),
+    "mlflow_traces": ("EVALKIT_MLFLOW_TRACES", "value"),
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -53,6 +54,7 @@ class RunSettings(RunDefaults):
     tracing: bool = True
     capture_content: bool = True
     mlflow: bool = True
+    mlflow_traces: str = "all:1000"  # see evalkit.tracking.mlflow_traces.DEFAULT_MODE
     team: str | None = None
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
@@ -61,6 +63,16 @@ class RunSettings(RunDefaults):
     markdown: Path | None = None
     json_file: Path | None = None
     html: Path | None = None
+
+    @field_validator("mlflow_traces", mode="before")
+    @classmethod
+    def _trace_mode(cls, v: Any) -> str:
+        from evalkit.tracking.mlflow_traces import parse_mode
+
+        try:
+            return str(parse_mode(str(v)))
+        except UserError as exc:
+            raise ValueError(exc.message) from None
 
     def plan_part(self) -> dict[str, Any]:
         """The settings stored with a run and inherited by ``--resume`` (JSON)."""
@@ -107,6 +119,7 @@ def resolve_settings(
         source = next((name for name, layer in reversed(layers) if key in layer), "the arguments")
         var = ENV.get(key, ("", ""))[0]
         where = f"{var} in the environment" if source == "the environment" and var else f"'{key}' in {source}"
-        msg = "is not a known setting" if err["type"] == "extra_forbidden" else err["msg"].lower()
+        msg = ("is not a known setting" if err["type"] == "extra_forbidden"
+               else err["msg"].lower().removeprefix("value error, "))
         raise UserError(f"{where}: {msg}") from None
     return settings, frozenset(given)

@@ -14,6 +14,7 @@ class SyncReport:
     logged: dict[str, str] = field(default_factory=dict)  # evalkit run id -> MLflow run id
     failed: dict[str, str] = field(default_factory=dict)  # evalkit run id -> error
     pending: list[str] = field(default_factory=list)  # not attempted (server went away)
+    traces: dict[str, int] = field(default_factory=dict)  # evalkit run id -> case traces written now
 
 
 def unsynced(store: Store, *, suite: str | None = None, every: bool = False) -> list[str]:
@@ -36,13 +37,26 @@ def sync_runs(
     team: str | None = None,
     suite: str | None = None,
     every: bool = False,
+    traces: str | None = None,
 ) -> SyncReport:
-    """Log every unsynced run; stops at the first unreachable-server error (the rest stay pending)."""
+    """Log every unsynced run; stops at the first unreachable-server error (the rest stay pending).
+
+    ``traces`` (a trace mode, see :mod:`evalkit.tracking.mlflow_traces`): also (re)log the per-case
+    traces of every finished run, those already in MLflow included; traces already there are skipped.
+    """
     report = SyncReport()
-    todo = unsynced(store, suite=suite, every=every)
+    todo = unsynced(store, suite=suite, every=every or traces is not None)
     for i, run_id in enumerate(todo):
         try:
             report.logged[run_id] = log_run(store, run_id, tracking_uri=tracking_uri, team=team)
+            if traces is not None:
+                from evalkit.tracking.mlflow_traces import log_case_traces
+
+                done = log_case_traces(store, run_id, mode=traces, tracking_uri=tracking_uri, team=team,
+                                       mlflow_run_id=report.logged[run_id])
+                report.traces[run_id] = done.logged
+                if done.failed:
+                    report.failed[run_id] = f"{done.failed} case trace(s) failed: {'; '.join(done.errors[:1])}"
         except TrackingUnavailable as exc:
             report.failed[run_id] = exc.message
             report.pending = todo[i + 1:]
