@@ -1,14 +1,15 @@
-"""LLM-call overhead of the harness: target + judge calls through the facade vs bare litellm.
+"""LLM-call overhead of the harness: a whole run (target + judge calls, tracing and store on) vs bare clients.
 
-    python benchmarks/llm_calls.py                                  # 0 ms server: prints ratio
+    python benchmarks/llm_calls.py                                  # 0 ms server: ratio_litellm, ratio_openai
     python benchmarks/llm_calls.py --latency-ms 200 --concurrency 100   # prints ratio_to_ideal
 
-Each case makes one target call (model target) and one judge call (``correctness`` judge), both
-through litellm's real HTTP path; the bare rate sends the same two requests per case (same
-messages, parameters and response format) straight to ``litellm.acompletion``, so the ratio is
-the harness's own overhead to a loopback OpenAI-compatible server running in another
-process. Tracing is off; the response cache is on (a fresh file, so every call misses and writes).
-The last line is JSON.
+Each case makes one target call (model target) and one judge call (``correctness`` judge). The
+harness figure is ``evalkit.evaluate`` end to end (plan, engine, spans into DuckDB, the store
+written; MLflow off); the bare rates send the same two requests per case (same messages,
+parameters and response format) with bare ``litellm.acompletion`` and with a bare
+``openai.AsyncOpenAI`` loop, at the same concurrency, to the same loopback OpenAI-compatible server
+(another process). Rates are calls per second; ``ratio_litellm`` / ``ratio_openai`` = harness ÷ bare.
+The response cache is on (a fresh file, so every call misses and writes). The last line is JSON.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ VERDICT = json.dumps({"rationale": "matches the reference", "score": 4})
 def start_server(latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tests" / "fakes" / "openai_server.py"), "--latency-ms", str(latency_ms),
-         "--content", VERDICT],
+         "--content", VERDICT, "--fast"],
         stdout=subprocess.PIPE, text=True,
     )
     assert proc.stdout is not None
@@ -62,23 +63,29 @@ def workload(cases: int) -> list[Any]:
     return [Case(id=f"b{i}", input=f"question number {i}?", expected=f"answer {i}") for i in range(cases)]
 
 
-async def bare_rate(api_base: str, cases: int, concurrency: int) -> float:
-    """Cases per second for the same two requests per case, sent with bare ``litellm.acompletion``."""
+def _requests(cases: int) -> tuple[list[tuple[Any, Any]], dict[str, Any]]:
+    """(target messages, judge messages) per case, and the judge's response format: what the harness sends."""
     from evalkit.judging import find_judge
     from evalkit.judging.model import json_schema
     from evalkit.judging.render import render
-    from evalkit.llm.facade import _litellm
 
-    litellm = _litellm()  # same configuration as the harness (offline cost map, no callbacks)
     judge = find_judge("correctness")
     assert judge is not None
     rf = {"type": "json_schema", "json_schema": {"name": "scale_1_5_verdict", "schema": json_schema("scale_1_5"),
                                                  "strict": True}}
-    requests = []
+    out = []
     for case in workload(cases):
-        target_msgs = [{"role": "user", "content": f"Answer briefly: {case.input}"}]
         fields = {"input": case.input, "expected": case.expected, "output": VERDICT}
-        requests.append((target_msgs, render(judge, fields)))
+        out.append(([{"role": "user", "content": f"Answer briefly: {case.input}"}], render(judge, fields)))
+    return out, rf
+
+
+async def bare_rate(api_base: str, cases: int, concurrency: int) -> float:
+    """Calls per second for the same two requests per case, sent with bare ``litellm.acompletion``."""
+    from evalkit.llm.facade import _litellm
+
+    litellm = _litellm()  # same configuration as the harness's litellm path (offline cost map, no callbacks)
+    requests, rf = _requests(cases)
 
     async def job(i: int) -> None:
         target_msgs, judge_msgs = requests[i]
@@ -87,53 +94,78 @@ async def bare_rate(api_base: str, cases: int, concurrency: int) -> float:
         await litellm.acompletion(model=MODEL, messages=judge_msgs, api_base=api_base, api_key="sk-bench",
                                   num_retries=0, max_retries=0, timeout=60, temperature=0, response_format=rf)
 
-    wall = await bounded(cases, concurrency, job)
-    return cases / wall
+    return 2 * cases / await bounded(cases, concurrency, job)
 
 
-async def harness(api_base: str, cases: int, concurrency: int) -> float:
-    from evalkit.context import CaseContext, case_scope
-    from evalkit.judging import judge_scorer
-    from evalkit.targets import build_target
+async def bare_openai_rate(api_base: str, cases: int, concurrency: int) -> float:
+    """Calls per second for the same two requests per case, with a bare ``openai.AsyncOpenAI`` loop."""
+    import openai
 
-    target = build_target({"model": MODEL, "prompt": "Answer briefly: {input}", "api_base": api_base})
-    judge = judge_scorer("correctness", model=MODEL)
-    all_cases = workload(cases)
+    client = openai.AsyncOpenAI(base_url=api_base, api_key="sk-bench", max_retries=0, timeout=60)
+    requests, rf = _requests(cases)
+    name = MODEL.split("/", 1)[1]
 
     async def job(i: int) -> None:
-        case = all_cases[i]
-        with case_scope(CaseContext(run_id="bench", case_id=case.id)):
-            output = await target(case)
-            score = await judge(case, output, None)
-        if score.error or score.value != 4.0:
-            raise RuntimeError(f"unexpected score: {score}")
+        target_msgs, judge_msgs = requests[i]
+        await client.chat.completions.create(model=name, messages=target_msgs)
+        await client.chat.completions.create(model=name, messages=judge_msgs, temperature=0, response_format=rf)
 
-    wall = await bounded(cases, concurrency, job)
-    return cases / wall
+    try:
+        return 2 * cases / await bounded(cases, concurrency, job)
+    finally:
+        await client.close()
 
 
-async def main_async(args: argparse.Namespace, api_base: str) -> dict[str, Any]:
+def harness(api_base: str, cases: int, concurrency: int, store: Path) -> float:
+    """Calls per second of a whole ``evaluate`` run: tracing on, results and spans into a DuckDB file."""
+    from evalkit import evaluate
+    from evalkit.judging import judge_scorer
+
+    target = {"model": MODEL, "prompt": "Answer briefly: {input}", "api_base": api_base}
+    t0 = time.perf_counter()
+    res = evaluate(workload(cases), target=target, scorers=[judge_scorer("correctness", model=MODEL)],
+                   suite_name="llm-bench", store=store, tracing=True, mlflow=False, concurrency=concurrency)
+    wall = time.perf_counter() - t0
+    errors = res.summary.errors if hasattr(res.summary, "errors") else 0
+    if errors:
+        raise RuntimeError(f"{errors} errors in the benchmark run")
+    return 2 * cases / wall
+
+
+async def _bare(args: argparse.Namespace, api_base: str) -> tuple[float, float]:
+    return (await bare_rate(api_base, args.cases, args.concurrency),
+            await bare_openai_rate(api_base, args.cases, args.concurrency))
+
+
+def measure(args: argparse.Namespace, api_base: str, tmp: Path) -> dict[str, Any]:
     os.environ["EVALKIT_API_KEY"] = "sk-bench"
     os.environ["EVALKIT_API_BASE"] = api_base  # the judge reaches the loopback server too
     os.environ.setdefault("EVALKIT_MODEL_CONCURRENCY", str(max(64, args.concurrency * 2)))
-    await bare_rate(api_base, 25, min(args.concurrency, 10))  # warm up: import, clients, connections
+    asyncio.run(bare_rate(api_base, 25, min(args.concurrency, 10)))  # warm up: import, clients, connections
+    harness(api_base, 25, min(args.concurrency, 10), tmp / "warm.duckdb")
+    out: dict[str, Any] = {"bench": "llm_calls", "cases": args.cases, "concurrency": args.concurrency,
+                           "client": os.environ.get("EVALKIT_LLM_CLIENT", "auto"), "cores": os.cpu_count()}
     if args.latency_ms > 0:
-        wall_cases = args.cases / await harness(api_base, args.cases, args.concurrency)
-        waves = -(-args.cases // args.concurrency)
-        ideal = waves * 2 * args.latency_ms / 1000
-        bare_wall = args.cases / await bare_rate(api_base, args.cases, args.concurrency)
-        return {"bench": "llm_calls", "mode": "latency", "cases": args.cases, "latency_ms": args.latency_ms,
-                "concurrency": args.concurrency, "wall_s": round(wall_cases, 3), "ideal_s": round(ideal, 3),
-                "bare_litellm_wall_s": round(bare_wall, 3), "bare_ratio_to_ideal": round(bare_wall / ideal, 3),
-                "cases_per_s": round(args.cases / wall_cases, 2), "ratio_to_ideal": round(wall_cases / ideal, 3)}
-    bare1 = await bare_rate(api_base, args.cases, args.concurrency)
-    cases_per_s = await harness(api_base, args.cases, args.concurrency)
-    bare2 = await bare_rate(api_base, args.cases, args.concurrency)
-    bare = 2 * (bare1 + bare2) / 2  # calls/s, measured before and after the harness to even out drift
-    return {"bench": "llm_calls", "mode": "throughput", "cases": args.cases, "concurrency": args.concurrency,
-            "cases_per_s": round(cases_per_s, 2), "harness_calls_per_s": round(2 * cases_per_s, 2),
-            "bare_litellm_calls_per_s": round(bare, 2), "bare_runs_calls_per_s": [round(2 * bare1, 1), round(2 * bare2, 1)],
-            "ratio": round(2 * cases_per_s / bare, 3)}
+        calls_per_s = harness(api_base, args.cases, args.concurrency, tmp / "run.duckdb")
+        wall = 2 * args.cases / calls_per_s
+        ideal = -(-args.cases // args.concurrency) * 2 * args.latency_ms / 1000
+        bare_litellm, bare_openai = asyncio.run(_bare(args, api_base))
+        out.update(mode="latency", latency_ms=args.latency_ms, wall_s=round(wall, 3), ideal_s=round(ideal, 3),
+                   ratio_to_ideal=round(wall / ideal, 3),
+                   bare_litellm_ratio_to_ideal=round(2 * args.cases / bare_litellm / ideal, 3),
+                   bare_openai_ratio_to_ideal=round(2 * args.cases / bare_openai / ideal, 3),
+                   cases_per_s=round(calls_per_s / 2, 2), goal_ratio_to_ideal=1.5)
+        return out
+    litellm1, openai1 = asyncio.run(_bare(args, api_base))
+    calls_per_s = harness(api_base, args.cases, args.concurrency, tmp / "run.duckdb")
+    litellm2, openai2 = asyncio.run(_bare(args, api_base))
+    bare_litellm, bare_openai = (litellm1 + litellm2) / 2, (openai1 + openai2) / 2  # before and after: drift evens out
+    out.update(mode="throughput", cases_per_s=round(calls_per_s / 2, 2), harness_calls_per_s=round(calls_per_s, 1),
+               bare_litellm_calls_per_s=round(bare_litellm, 1), bare_openai_calls_per_s=round(bare_openai, 1),
+               bare_runs=[[round(litellm1, 1), round(openai1, 1)], [round(litellm2, 1), round(openai2, 1)]],
+               ratio_litellm=round(calls_per_s / bare_litellm, 3), ratio_openai=round(calls_per_s / bare_openai, 3),
+               goals={"ratio_litellm": 2.5, "ratio_openai": 0.9})
+    return out
 
 
 def main() -> None:
@@ -147,7 +179,7 @@ def main() -> None:
         os.environ["EVALKIT_CACHE"] = str(Path(tmp) / "llm_cache.sqlite")
         proc, api_base = start_server(args.latency_ms)
         try:
-            result = asyncio.run(main_async(args, api_base))
+            result = measure(args, api_base, Path(tmp))
         finally:
             proc.terminate()
             proc.wait(timeout=10)

@@ -21,7 +21,7 @@ from typing import Any
 from evalkit import context
 from evalkit.errors import UserError
 from evalkit.llm import cache as _cache
-from evalkit.llm import events, limiter, mock
+from evalkit.llm import events, limiter, mock, openai_http
 from evalkit.llm.availability import INSTALL_HINT, litellm_available, needs_litellm
 from evalkit.llm.config import settings
 from evalkit.llm.retry import backoff_delay, parse_retry_after
@@ -73,8 +73,10 @@ def warm_up(models: list[str]) -> None:
 
     Nothing to do for mock models, nor when litellm is not installed (the run's plan said so already).
     """
-    if any(needs_litellm(m) for m in models) and litellm_available():
+    if any(needs_litellm(m) and openai_http.endpoint(m) is None for m in models) and litellm_available():
         _litellm()
+    elif any(needs_litellm(m) for m in models):
+        openai_http.price_map()  # the lean path's prices (json, ~20 ms)
 
 
 def provider_of(model: str) -> str:
@@ -86,6 +88,9 @@ def missing_credentials(model: str) -> list[str]:
     """Environment variables ``model``'s provider needs and lacks (offline check; [] for mocks)."""
     if mock.is_mock(model) or os.environ.get("EVALKIT_API_KEY") or not litellm_available():
         return []
+    ep = openai_http.endpoint(model, os.environ.get("EVALKIT_API_BASE") or None)
+    if ep is not None:
+        return openai_http.missing_credentials(ep)
     try:
         info = _litellm(model).validate_environment(model=model)
     except Exception:
@@ -100,6 +105,9 @@ def supports_json_schema(model: str) -> bool:
         return True
     if not litellm_available():
         return False
+    ep = openai_http.endpoint(model)
+    if ep is not None:
+        return openai_http.supports_json_schema(ep)
     try:
         return bool(_litellm(model).supports_response_schema(model=model))
     except Exception:
@@ -249,7 +257,8 @@ async def _with_retries(
     api_key: str | None,
 ) -> Completion:
     s = settings()
-    if not mock.is_mock(model) and _litellm_mod is None:
+    lean = None if mock.is_mock(model) else openai_http.endpoint(model, api_base, api_key)
+    if not mock.is_mock(model) and lean is None and _litellm_mod is None:
         # first call: import litellm (~6 s) in a thread so the event loop keeps serving other cases
         await asyncio.to_thread(_litellm, model)
     lim = limiter.for_model(model)
@@ -262,6 +271,8 @@ async def _with_retries(
             async with lim:
                 if mock.is_mock(model):
                     comp = await _mock_once(model, messages, per_call)
+                elif lean is not None:
+                    comp = await openai_http.chat(lean, model, messages, params, response_format, per_call)
                 else:
                     comp = await _litellm_once(
                         model, messages, params, response_format, per_call, api_base, api_key

@@ -8,7 +8,9 @@
     server.stop()
 
 Run standalone (for benchmarks in another process): ``python tests/fakes/openai_server.py --latency-ms 0``
-prints ``URL http://127.0.0.1:PORT`` and serves until killed.
+prints ``URL http://127.0.0.1:PORT`` and serves until killed. ``--fast`` serves the same answers from one
+asyncio loop (keep-alive HTTP/1.1, no thread per connection): several thousand requests a second, so
+a benchmark measures the client, not this server.
 """
 
 from __future__ import annotations
@@ -152,9 +154,7 @@ class FakeOpenAIServer:
         class Handler(_Handler):
             fake = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 256
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -171,6 +171,11 @@ class FakeOpenAIServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the listen() backlog: a class attribute, read when the socket starts listening
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -265,12 +270,62 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+def completion(model: str, content: str, prompt_tokens: int) -> bytes:
+    """A chat-completions response body."""
+    return json.dumps({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": _words(content),
+                  "total_tokens": prompt_tokens + _words(content)},
+    }).encode()
+
+
+async def serve_fast(port: int, latency_ms: float, content: str | None) -> None:
+    """Answer every ``POST .../chat/completions`` from one event loop until cancelled."""
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                body = json.loads(await reader.readexactly(length)) if length else {}
+                if latency_ms:
+                    await asyncio.sleep(latency_ms / 1000)
+                msgs = body.get("messages") or [{}]
+                text = content if content is not None else str(msgs[-1].get("content", ""))
+                data = completion(body.get("model", "fake-model"), text,
+                                  sum(_words(str(m.get("content", ""))) for m in msgs))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(data)).encode() + b"\r\n\r\n" + data)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print(f"URL http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency-ms", type=float, default=0.0)
     ap.add_argument("--content", default=None, help="fixed answer (default: echo the last user message)")
+    ap.add_argument("--fast", action="store_true", help="one asyncio loop instead of a thread per connection")
     args = ap.parse_args()
+    if args.fast:
+        import asyncio
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_fast(args.port, args.latency_ms, args.content))
+        return
     server = FakeOpenAIServer(latency_ms=args.latency_ms, record=False)
     if args.content is not None:
         fixed = args.content

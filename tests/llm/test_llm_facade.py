@@ -22,6 +22,13 @@ MODEL = "openai/gpt-4o-mini"
 MSGS = [{"role": "user", "content": "What is the capital of France?"}]
 
 
+@pytest.fixture(autouse=True, params=["lean", "litellm"])
+def client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: through the lean OpenAI-protocol client and through litellm (EVALKIT_LLM_CLIENT)."""
+    monkeypatch.setenv("EVALKIT_LLM_CLIENT", "auto" if request.param == "lean" else "litellm")
+    return str(request.param)
+
+
 def call(server: FakeOpenAIServer, messages: list[dict[str, Any]] = MSGS, **kw: Any) -> Any:
     kw.setdefault("api_key", "sk-test")
     return asyncio.run(complete(MODEL, messages, api_base=server.url + "/v1", **kw))
@@ -64,6 +71,9 @@ def test_429_then_success_honours_retry_after(openai_server: FakeOpenAIServer) -
         (Reply.drop(), "server_error", 3),
         (Reply.error(400, "bad"), "bad_request", 1),
         (Reply.error(401, "no"), "auth", 1),
+        (Reply.error(404, "The model does not exist"), "not_found", 1),
+        (Reply.error(400, "This model's maximum context length is 8192 tokens. However, your messages resulted in "
+                          "9000 tokens."), "context_window", 1),
     ],
 )
 def test_failures_are_bounded_and_classified(openai_server: FakeOpenAIServer, reply: Reply, kind: str, requests: int) -> None:
