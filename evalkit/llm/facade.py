@@ -5,7 +5,9 @@ is not ``mock/<name>``: importing evalkit never pays litellm's import cost, and 
 their token counts and costs never need it. litellm is optional (the ``llm`` extra);
 :mod:`evalkit.llm.availability` tells whether it is installed without importing it, and runs
 check that before any case. litellm is told to use its bundled cost map (no network), to send
-no telemetry, and not to log message contents.
+no telemetry, and no callbacks (so nothing it logs can carry message contents; its own
+``turn_off_message_logging`` is left off: it deep-copies every request to redact it, for loggers
+evalkit never registers). OpenAI-protocol models skip litellm altogether: :mod:`evalkit.llm.openai_http`.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ _import_lock = threading.Lock()
 
 
 def _litellm(model: str | None = None) -> Any:
-    """Import and configure litellm once (offline cost map, no telemetry, no message logging).
+    """Import and configure litellm once (offline cost map, no telemetry, no callbacks).
 
     Without litellm installed: a :class:`UserError` saying so (runs check this up front, see
     :func:`evalkit.llm.availability.require_litellm`; this is the last line of defence).
@@ -56,7 +58,6 @@ def _litellm(model: str | None = None) -> Any:
 
                 litellm.telemetry = False
                 litellm.suppress_debug_info = True
-                litellm.turn_off_message_logging = True
                 litellm.drop_params = True
                 litellm.callbacks = []
                 litellm.success_callback = []

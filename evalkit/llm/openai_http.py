@@ -16,6 +16,7 @@ that owns it), so nothing leaks and nothing warns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import json
@@ -190,10 +191,8 @@ async def chat(ep: Endpoint, model: str, messages: list[dict[str, Any]], params:
 def http_error(status: int, raw: bytes, headers: dict[str, str], model: str, ep: Endpoint) -> ModelError:
     """An error response as a :class:`ModelError` (the same kinds litellm's exceptions map to)."""
     detail: Any = None
-    try:
+    with contextlib.suppress(ValueError, AttributeError):
         detail = json.loads(raw).get("error")
-    except (ValueError, AttributeError):
-        pass
     code = str(detail.get("code") or detail.get("type") or "") if isinstance(detail, dict) else ""
     text = str(detail.get("message") if isinstance(detail, dict) else detail or raw[:300].decode("utf-8", "replace"))
     if status == 429:
