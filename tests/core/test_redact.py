@@ -6,6 +6,8 @@ import logging
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalkit.errors import UserError, describe_exception
 from evalkit.redact import MASK, LogFilter, Redactor, has_credential, is_secret_name, redact
@@ -72,3 +74,24 @@ def test_exception_texts_and_logs_are_redacted(monkeypatch: pytest.MonkeyPatch) 
                                ("http://me:pw@h", "acme-live-0123456789"), None)
     assert LogFilter().filter(record) and record.getMessage() == f"uri http://me:{MASK}@h key {MASK}"
     assert redact("from a header value hdr-value-777", ["hdr-value-777"]) == f"from a header value {MASK}"
+
+
+@given(st.text(alphabet=st.sampled_from(list("abcdeikmnoprstuwyABIKSX:/@=_-.\"' {}0123456789")), max_size=80))
+@settings(max_examples=400, deadline=None)
+def test_the_trigger_shortcut_never_skips_a_match(text: str) -> None:
+    """Applying every rule to any text gives what :meth:`Redactor.text` (which may skip them) gives."""
+    r = Redactor(environ={})
+    full = text
+    for rx, repl in r._py:
+        full = rx.sub(repl, full)
+    assert r.text(text) == full
+
+
+@pytest.mark.parametrize("text", [t for t, _ in CASES] + ["Proxy-Authorization: x", "x-api-key: abcdef1",
+                                                           "AKIAABCDEFGHIJKLMNOP", "xoxb-1234567890ab"])
+def test_the_trigger_shortcut_on_known_secrets(text: str) -> None:
+    r = Redactor(environ={})
+    full = text
+    for rx, repl in r._py:
+        full = rx.sub(repl, full)
+    assert r.text(text) == full
