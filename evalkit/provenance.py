@@ -18,8 +18,8 @@ def git_branch(cwd: Path | None = None) -> str | None:
     import os
 
     for var in ("EVALKIT_GIT_BRANCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME"):
-        if os.environ.get(var):
-            return os.environ[var]
+        if value := os.environ.get(var):  # one read: another thread may change the environment
+            return value
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True

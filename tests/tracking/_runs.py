@@ -45,6 +45,7 @@ def make_run(store: Path | str, *, quality: float = 0.8, n: int = 12, agent: str
     with _branch(branch):
         res = evaluate(cases, target=target, scorers=scorers, suite_name=suite, store=store, tracing=tracing,
                        mlflow=mlflow, max_error_rate=1.0 if judge_down else None)
+        res.wait_traces()  # the MLflow traces are in before the next run (and the environment is put back)
     return res.run_id
 
 
