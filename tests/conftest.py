@@ -15,6 +15,10 @@ from tests.fakes.postgres import PostgresServer, available
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
+# `evalkit run` logs MLflow inline here (tests read MLflow right after a run); tests/tracking/test_detach.py
+# covers the detached default of a laptop.
+os.environ.setdefault("EVALKIT_MLFLOW_DETACH", "0")
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -180,6 +180,8 @@ def sync(
     traces_mode: Annotated[str | None, typer.Option("--traces-mode", metavar="MODE", help="Which cases get a trace: "
                                                     "all, all:CAP, failed, failed:CAP, sample:N [default: "
                                                     "$EVALKIT_MLFLOW_TRACES, else all:1000].")] = None,
+    run: Annotated[list[str] | None, typer.Option("--run", metavar="RUN_ID",
+                                                  help="Only this run (repeatable), whether or not it is in MLflow.")] = None,
     store: StoreOpt = None,
     tracking_uri: TrackingOpt = None,
     team: TeamOpt = None,
@@ -192,7 +194,8 @@ def sync(
     st = _open_store(store, read_only=False)
     assert st is not None
     try:
-        report = sync_runs(st, tracking_uri=tracking_uri, team=team, suite=suite, every=every, traces=mode)
+        ids = [st.get_run(r)["run_id"] for r in run] if run else None
+        report = sync_runs(st, tracking_uri=tracking_uri, team=team, suite=suite, every=every, traces=mode, run_ids=ids)
     finally:
         st.close()
     if json_out:

@@ -90,10 +90,38 @@ def run(
         return Progress(plan.planned, s.name, Path(store) if store else default_store_path(), plan.run_id,
                         done=len(plan.skip))
 
-    finished = run_suite(s, settings, explicit, door="cli", store=store, progress=progress)
+    from evalkit.tracking.detach import should_detach
+
+    detach = settings.mlflow and should_detach()  # locally: MLflow is logged by a process of its own
+    finished = run_suite(s, settings.model_copy(update={"mlflow": False}) if detach else settings, explicit,
+                         door="cli", store=store, progress=progress)
     _print(finished, json_out)
+    if detach:
+        _log_detached(finished, settings, quiet)
     wait_for_traces()
     return finished.exit_code
+
+
+def _log_detached(run: Any, settings: Any, quiet: bool) -> None:
+    """Hand the run's MLflow logging to a detached ``evalkit sync --run`` (see :mod:`evalkit.tracking.detach`)."""
+    import os
+
+    from evalkit.store.db import default_store_path
+    from evalkit.tracking.detach import log_in_background
+    from evalkit.tracking.uri import workspace_dir
+
+    where = run.store_path or default_store_path()
+    try:
+        log = log_in_background(run.run_id, store=where, tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
+                                team=settings.team, traces_mode=settings.mlflow_traces,
+                                log_dir=workspace_dir(where) / "logs")
+    except OSError as exc:
+        console(stderr=True).print(f"[yellow]warning: MLflow logging did not start ({escape(str(exc))}); "
+                                   "`evalkit sync` logs the run later[/yellow]")
+        return
+    if not quiet:
+        console(stderr=True).print(f"[dim]MLflow: logging in the background (log: {escape(str(log))}; "
+                                   "`evalkit sync` finishes it if it stops)[/dim]")
 
 
 def _trace_mode(mode: str | None) -> str | None:

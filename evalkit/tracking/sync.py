@@ -38,14 +38,16 @@ def sync_runs(
     suite: str | None = None,
     every: bool = False,
     traces: str | None = None,
+    run_ids: list[str] | None = None,
 ) -> SyncReport:
     """Log every unsynced run; stops at the first unreachable-server error (the rest stay pending).
 
     ``traces`` (a trace mode, see :mod:`evalkit.tracking.mlflow_traces`): also (re)log the per-case
     traces of every finished run, those already in MLflow included; traces already there are skipped.
+    ``run_ids``: exactly these runs (logged again if they are there: logging is idempotent).
     """
     report = SyncReport()
-    todo = unsynced(store, suite=suite, every=every or traces is not None)
+    todo = run_ids if run_ids is not None else unsynced(store, suite=suite, every=every or traces is not None)
     for i, run_id in enumerate(todo):
         try:
             report.logged[run_id] = log_run(store, run_id, tracking_uri=tracking_uri, team=team)
