@@ -23,4 +23,5 @@ def isolated_env(ws: Path, *, hook: str | None = None, name: str = "_hook") -> d
         path.insert(0, str(folder))
     return env | {"PYTHONPATH": os.pathsep.join(path), "PYTHONDONTWRITEBYTECODE": "1",
                   "EVALKIT_STORE": str(ws / ".evalkit" / "evalkit.duckdb"),
-                  "EVALKIT_CACHE": str(ws / ".evalkit" / "llm_cache.sqlite")}
+                  "EVALKIT_CACHE": str(ws / ".evalkit" / "llm_cache.sqlite"),
+                  "EVALKIT_MLFLOW_DETACH": "0"}  # MLflow inline, as in CI: the tests read it right after a run
