@@ -47,9 +47,15 @@ function block(title, text) {
   return d;
 }
 function str(i) { return i === null || i === undefined ? null : S[i]; }
+function table(headers, numCols) {
+  /* a table with its header row (columns listed in numCols right-aligned) and an empty body: t.tBodies[0] */
+  var t = el("table"), hr = el("tr");
+  headers.forEach(function (h, i) { add(hr, th(h, numCols && numCols.indexOf(i) >= 0 ? "num" : null)); });
+  return add(t, add(el("thead"), hr), el("tbody"));
+}
 
 """
-"""DOM helpers shared with the dashboard: el, add, svg, num, ci, pct, pill, section, th, td, pre, block, str."""
+"""DOM helpers shared with the dashboard: el, add, svg, num, ci, pct, pill, section, th, td, pre, block, str, table."""
 
 WATERFALL = r"""
 function waterfall(tr) {
@@ -439,11 +445,7 @@ function openCase(i) {
   if (C.error[i]) add(panel, block("Error", C.error[i]));
   if (C.tool_calls[i]) add(panel, block("Tool calls", C.tool_calls[i]));
   add(panel, el("h3", null, "Scores"));
-  var t = el("table"); t.id = "score-table";
-  var hr = el("tr");
-  ["scorer", "value", "verdict", "rationale", "judge"].forEach(function (h) { add(hr, th(h)); });
-  add(t, add(el("thead"), hr));
-  var tb = el("tbody");
+  var t = table(["scorer", "value", "verdict", "rationale", "judge"]), tb = t.tBodies[0]; t.id = "score-table";
   D.scorers.forEach(function (n, j) {
     var o = outcomeOf(j, i), e = C.score_error[j][i], p = C.passed[j][i];
     if (!o) return;
@@ -451,7 +453,7 @@ function openCase(i) {
     var why = el("td", "score-rationale", o === "not_applicable" ? "not applicable: " + (e || "") : e ? e : (C.rationale[j][i] || ""));
     add(tb, add(el("tr"), td(n), td(scoreText(j, i), "num"), add(el("td"), verdict), why, td(str(C.judge[j][i]) || "", "mono")));
   });
-  add(panel, add(t, tb));
+  add(panel, t);
   add(panel, el("h3", null, "Trace"));
   add(panel, waterfall(C.trace[i]));
   detail.classList.add("open");

@@ -101,13 +101,8 @@ function suiteBoard(b) {
   if (b.partial_skipped) add(head, el("span", "note", b.partial_skipped + " partial run(s) left out"));
   add(s, head);
   if (!b.rows.length) { add(s, el("p", "note", b.note || "No complete runs in this window.")); return s; }
-  var t = el("table"); t.className = "leaderboard";
-  var hr = el("tr");
-  ["#", "agent", "version", "models", b.metric, "95 % interval", "", "errors", "cases", "commit", "branch", "age", ""].forEach(function (h, i) {
-    add(hr, th(h, i === 4 || i === 7 ? "num" : null));
-  });
-  add(t, add(el("thead"), hr));
-  var tb = el("tbody");
+  var t = table(["#", "agent", "version", "models", b.metric, "95 % interval", "", "errors", "cases", "commit", "branch",
+    "age", ""], [4, 7]), tb = t.tBodies[0]; t.className = "leaderboard";
   b.rows.forEach(function (r) {
     var tr = el("tr", "entry"); tr.setAttribute("data-run", r.run_id);
     var complete = r.complete === false ? pill("partial", "warn") : r.complete === true ? pill("complete", "ok") : pill("–", "neutral");
@@ -121,7 +116,7 @@ function suiteBoard(b) {
       td(r.branch || "–", "mono"), td(r.age), links);
     add(tb, tr);
   });
-  add(s, add(t, tb));
+  add(s, t);
   if (b.rows.some(function (r) { return r.tied; })) add(s, el("p", "note", "= : intervals overlap with the row above; the ranks are a tie."));
   return s;
 }
@@ -190,10 +185,8 @@ function trendTable(d) {
   var rows = [];
   d.series.forEach(function (sr) { sr.points.forEach(function (p) { rows.push([sr.group, p]); }); });
   rows.sort(function (a, b) { return (b[1].started || "").localeCompare(a[1].started || ""); });
-  var t = el("table"), hr = el("tr");
-  ["started", "agent · models", "version", d.metric, "95 % interval", "vs previous", "p (adj.)", "commit", ""].forEach(function (h) { add(hr, th(h)); });
-  add(t, add(el("thead"), hr));
-  var tb = el("tbody");
+  var t = table(["started", "agent · models", "version", d.metric, "95 % interval", "vs previous", "p (adj.)", "commit", ""]);
+  var tb = t.tBodies[0];
   rows.slice(0, 200).forEach(function (x) {
     var p = x[1], tr = el("tr", p.flag ? "flag-" + p.flag : null); tr.setAttribute("data-run", p.run_id);
     var flag = p.flag === "regression" ? pill("regression", "bad") : p.flag === "improvement" ? pill("improvement", "ok") : el("span", "note", "–");
@@ -202,7 +195,7 @@ function trendTable(d) {
       td(short(p.commit, 8) || "–", "mono"), add(el("td"), link("run", route(["run", p.run_id]))));
     add(tb, tr);
   });
-  add(s, add(t, tb));
+  add(s, t);
   return s;
 }
 
@@ -211,10 +204,7 @@ function runsView() {
   var main = shell("runs");
   api("runs", {}).then(function (d) {
     var s = section("Runs in the observability store"); s.id = "runs";
-    var t = el("table"), hr = el("tr");
-    ["run", "suite", "status", "started", "cases", "pass rate", "error rate", "commit"].forEach(function (h) { add(hr, th(h)); });
-    add(t, add(el("thead"), hr));
-    var tb = el("tbody");
+    var t = table(["run", "suite", "status", "started", "cases", "pass rate", "error rate", "commit"]), tb = t.tBodies[0];
     d.runs.forEach(function (r) {
       var tr = el("tr", "link"); tr.setAttribute("data-run", r.run_id);
       tr.addEventListener("click", function () { location.hash = route(["run", r.run_id]); });
@@ -223,7 +213,7 @@ function runsView() {
         td(short(r.git_commit, 8) || "–", "mono"));
       add(tb, tr);
     });
-    add(s, add(t, tb));
+    add(s, t);
     add(main, s);
     ready();
     startTimer(runsView);
@@ -241,10 +231,8 @@ function runView(runId) {
     var before = prev.filter(function (r) { return !mine || (r.started_at || "") < (mine.started_at || ""); })[0];
     if (before) add(acts, " · ", link("Diff against " + before.run_id + " ›", "diff/" + encodeURIComponent(before.run_id) + "/" + encodeURIComponent(d.run_id), "diff-link"));
     add(s, acts);
-    var t = el("table"), hr = el("tr");
-    ["case", "repeat", "outcome", "failed scores", "duration (ms)", "spans", "LLM calls", "tool calls"].forEach(function (h) { add(hr, th(h)); });
-    add(t, add(el("thead"), hr));
-    var tb = el("tbody");
+    var t = table(["case", "repeat", "outcome", "failed scores", "duration (ms)", "spans", "LLM calls", "tool calls"]);
+    var tb = t.tBodies[0];
     d.cases.forEach(function (c) {
       var tr = el("tr", "case link"); tr.setAttribute("data-case", c.case_id);
       var to = route(["case", d.run_id, c.case_id, String(c.repeat)]);
@@ -255,7 +243,7 @@ function runView(runId) {
         td(c.duration_ms === null ? "–" : num(c.duration_ms, 1), "num"), td(c.spans, "num"), td(c.llm_calls, "num"), td(c.tool_calls, "num"));
       add(tb, tr);
     });
-    add(s, add(t, tb));
+    add(s, t);
     add(main, s);
     ready();
   }).catch(function (e) { failed(main, e); });
@@ -277,18 +265,14 @@ function caseView(runId, caseId, repeat) {
     if (c.error) add(s, block("Error", c.error));
     if (c.tool_calls) add(s, block("Tool calls", c.tool_calls));
     add(s, el("h3", null, "Scores"));
-    var t = el("table"); t.id = "score-table";
-    var hr = el("tr");
-    ["scorer", "value", "verdict", "rationale", "judge"].forEach(function (h) { add(hr, th(h)); });
-    add(t, add(el("thead"), hr));
-    var tb = el("tbody");
+    var t = table(["scorer", "value", "verdict", "rationale", "judge"]), tb = t.tBodies[0]; t.id = "score-table";
     c.scores.forEach(function (x) {
       var verdict = x.outcome === "error" ? pill("error " + (x.error_kind || ""), "warn") : x.outcome === "not_applicable" ? pill("n/a", "neutral")
         : x.passed === true ? pill("pass", "ok") : x.passed === false ? pill("fail", "bad") : pill("–", "neutral");
       add(tb, add(el("tr"), td(x.name), td(x.outcome === "ok" ? val(x.value) : "–", "num"), add(el("td"), verdict),
         td(x.error || x.rationale || ""), td((x.judge || "") + (x.model ? " · " + x.model : ""), "mono")));
     });
-    add(s, add(t, tb));
+    add(s, t);
     add(s, el("h3", null, "Trace"), waterfall(c.trace));
     add(main, s);
     ready();
@@ -302,16 +286,14 @@ function judgesView() {
     var s = section("Judge health · newest " + d.runs + " runs"); s.id = "judges";
     if (!d.judges.length) add(s, el("p", "note", "No judge scores in the newest runs."));
     else {
-      var t = el("table"), hr = el("tr");
-      ["judge", "model", "scores", "runs", "error rate", "invalid output", "position disagreement", "mean spread", "verbosity corr.", "human agreement"].forEach(function (h, i) { add(hr, th(h, i > 1 ? "num" : null)); });
-      add(t, add(el("thead"), hr));
-      var tb = el("tbody");
+      var t = table(["judge", "model", "scores", "runs", "error rate", "invalid output", "position disagreement",
+        "mean spread", "verbosity corr.", "human agreement"], [2, 3, 4, 5, 6, 7, 8, 9]), tb = t.tBodies[0];
       d.judges.forEach(function (j) {
         add(tb, add(el("tr", "judge"), td(j.judge, "mono"), td(j.model || "–", "mono"), td(num(j.scores), "num"), td(num(j.runs), "num"),
           td(pct(j.error_rate), "num"), td(pct(j.invalid_rate), "num"), td(pct(j.position_disagreement), "num"),
           td(num(j.mean_spread), "num"), td(num(j.verbosity_corr, 2), "num"), td(j.agreement === null ? "not calibrated" : num(j.agreement, 2), "num")));
       });
-      add(s, add(t, tb));
+      add(s, t);
     }
     add(main, s);
     ready();
