@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,24 @@ class Browser:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+def session(profile: Path) -> Iterator[Browser]:
+    """A browser for a test module (the body of its ``browser`` fixture); the module skips without Chromium."""
+    paths = chromium_paths()
+    assert paths is not None
+    b = Browser(paths[0], paths[1], profile)
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def save_screenshot(browser: Browser, tmp_path: Path, name: str) -> Path:
+    """A screenshot in ``$EVALKIT_SCREENSHOTS`` (else ``tmp_path``); a blank page fails the test."""
+    shots = os.environ.get("EVALKIT_SCREENSHOTS")
+    out = (Path(shots) if shots else tmp_path) / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(out)
+    assert out.stat().st_size > 10_000
+    return out

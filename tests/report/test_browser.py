@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,24 +9,18 @@ import pytest
 
 from evalkit.report import render_run, write_compare, write_report
 from evalkit.store.db import open_store
-from tests.report.browser import Browser, chromium_paths
+from tests.report.browser import Browser, chromium_paths, save_screenshot, session
 from tests.report.runs import HOSTILE, make_run
 
 PATHS = chromium_paths()
 pytestmark = pytest.mark.skipif(
     PATHS is None, reason="chromium and chromedriver not installed (apt-get install -y chromium chromium-driver)"
 )
-SHOTS = Path(os.environ.get("EVALKIT_SCREENSHOTS", "")) if os.environ.get("EVALKIT_SCREENSHOTS") else None
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    assert PATHS is not None
-    b = Browser(PATHS[0], PATHS[1], tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from session(tmp_path_factory.mktemp("chromium-profile"))
 
 
 def _open(browser: Browser, path: Path) -> None:
@@ -51,14 +44,6 @@ def _assert_offline_and_clean(browser: Browser, page: Path) -> None:
     assert browser.js("return typeof window.__pwned") == "undefined"
 
 
-def _shot(browser: Browser, tmp_path: Path, name: str) -> Path:
-    out = (SHOTS or tmp_path) / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = browser.screenshot(out)
-    assert path.stat().st_size > 10_000
-    return path
-
-
 def test_filter_open_case_rationale_waterfall_offline(browser: Browser, workspace: Path, tmp_path: Path) -> None:
     st = open_store()
     facts = make_run(st, "run-a", n=40)
@@ -80,7 +65,7 @@ def test_filter_open_case_rationale_waterfall_offline(browser: Browser, workspac
     assert "tool search_kb" in wf and "TimeoutError" in wf and "mock/agent" in wf and "80→20 tok" in wf
     widths = browser.js("return [...document.querySelectorAll('#waterfall .wf-bar')].map(b => b.getBoundingClientRect().width)")
     assert widths[0] > widths[2] > 0  # the root span spans the axis; an LLM call is a fraction of it
-    _shot(browser, tmp_path, "report-case.png")
+    save_screenshot(browser, tmp_path, "report-case.png")
     # the other filters: by scorer, by tag, by text
     browser.click("#detail .close")
     browser.js("const s = document.getElementById('f-scorer'); s.value = '1'; s.dispatchEvent(new Event('change'))")
@@ -106,7 +91,7 @@ def test_hostile_input_is_text_and_runs_nothing(browser: Browser, workspace: Pat
     assert any("<script>window.__pwned=2</script>" in t for t in texts)
     assert browser.js("return document.querySelectorAll('#detail img, #detail script, body img').length") == 0
     assert browser.js("return document.scripts.length") == 2  # the data block and the report script only
-    _shot(browser, tmp_path, "report-xss.png")
+    save_screenshot(browser, tmp_path, "report-xss.png")
     _assert_offline_and_clean(browser, path)
 
 
@@ -128,7 +113,7 @@ def test_large_gzipped_report_and_compare_open(browser: Browser, workspace: Path
     assert browser.js("return document.querySelectorAll('#flip-list .flip').length") == 20
     first = browser.text("#flip-list .flip")
     assert "A (baseline)" in first and "B (candidate)" in first and "pass → fail" in first
-    _shot(browser, tmp_path, "report-diff.png")
+    save_screenshot(browser, tmp_path, "report-diff.png")
     _assert_offline_and_clean(browser, diff)
 
 

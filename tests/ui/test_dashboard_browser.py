@@ -3,29 +3,22 @@ judge view; what a user reads, screenshots, no console errors and no request out
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.report.browser import Browser, chromium_paths
+from tests.report.browser import Browser, chromium_paths, save_screenshot, session
 from tests.ui._dash import HOSTILE, Workspace, serve
 
 PATHS = chromium_paths()
 pytestmark = pytest.mark.skipif(
     PATHS is None, reason="chromium and chromedriver not installed (apt-get install -y chromium chromium-driver)")
-SHOTS = Path(os.environ["EVALKIT_SCREENSHOTS"]) if os.environ.get("EVALKIT_SCREENSHOTS") else None
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    assert PATHS is not None
-    b = Browser(PATHS[0], PATHS[1], tmp_path_factory.mktemp("chromium-profile"))
-    try:
-        yield b
-    finally:
-        b.close()
+    yield from session(tmp_path_factory.mktemp("chromium-profile"))
 
 
 def _go(b: Browser, url: str) -> None:
@@ -48,14 +41,6 @@ def _cells(b: Browser, css: str) -> list[list[str]]:
     return list(b.js(f"return [...document.querySelectorAll({css!r})].map(r => [...r.cells].map(c => c.innerText))"))
 
 
-def _shot(b: Browser, tmp: Path, name: str) -> Path:
-    out = (SHOTS or tmp) / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    b.screenshot(out)
-    assert out.stat().st_size > 10_000
-    return out
-
-
 def test_click_through_leaderboard_trend_run_case(browser: Browser, dash: Workspace, tmp_path: Path) -> None:
     b = browser
     with serve(dash) as url:
@@ -68,7 +53,7 @@ def test_click_through_leaderboard_trend_run_case(browser: Browser, dash: Worksp
         assert qa[1][5].startswith("[0.") and qa[1][10] == "main" and qa[0][10] == "feature/x"
         assert "intervals overlap" in b.text("section[data-suite='qa']")
         assert _cells(b, "section[data-suite='support'] tr.entry")[0][1] == HOSTILE  # shown as text, never run
-        _shot(b, tmp_path, "ui-leaderboard.png")
+        save_screenshot(b, tmp_path, "ui-leaderboard.png")
 
         b.js("const s = document.getElementById('f-branch'); s.value = 'main';"
              "document.body.removeAttribute('data-ready'); s.dispatchEvent(new Event('change'));")
@@ -83,7 +68,7 @@ def test_click_through_leaderboard_trend_run_case(browser: Browser, dash: Worksp
         flagged = _cells(b, "#points tr.flag-regression")
         assert len(flagged) == 1 and flagged[0][2] == "2.0" and flagged[0][3] == "0.300" and flagged[0][5] == "regression"
         assert flagged[0][6] == "< 0.0001" or float(flagged[0][6]) < 0.05
-        _shot(b, tmp_path, "ui-trend.png")
+        save_screenshot(b, tmp_path, "ui-trend.png")
 
         b.get(url)
         _ready(b)
@@ -99,7 +84,7 @@ def test_click_through_leaderboard_trend_run_case(browser: Browser, dash: Worksp
         assert ["helpful", "2.000", "fail", "judged", "helpful@2 · mock/judge"] in scores
         bars = b.js("return [...document.querySelectorAll('#waterfall .wf-row .wf-label')].map(e => e.innerText)")
         assert bars[0].startswith("evalkit.case") and len(bars) >= 3
-        _shot(b, tmp_path, "ui-case.png")
+        save_screenshot(b, tmp_path, "ui-case.png")
 
         _click(b, "nav a[href='#/judges']")
         judge = _cells(b, "#judges tr.judge")
