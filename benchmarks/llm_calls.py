@@ -126,9 +126,8 @@ def harness(api_base: str, cases: int, concurrency: int, store: Path) -> float:
     res = evaluate(workload(cases), target=target, scorers=[judge_scorer("correctness", model=MODEL)],
                    suite_name="llm-bench", store=store, tracing=True, mlflow=False, concurrency=concurrency)
     wall = time.perf_counter() - t0
-    errors = res.summary.errors if hasattr(res.summary, "errors") else 0
-    if errors:
-        raise RuntimeError(f"{errors} errors in the benchmark run")
+    if res.summary.errors:
+        raise RuntimeError(f"{res.summary.errors} errors in the benchmark run")
     return 2 * cases / wall
 
 

@@ -98,6 +98,12 @@ class SqliteRunReader:
         page.token = str(offset + max_results) if len(rows) > max_results else None
         return page
 
+    def tag_values(self, key: str, limit: int = 200) -> list[str]:
+        """The distinct non-empty values of run tag ``key`` (e.g. the branches runs came from), sorted."""
+        rows = self.con.execute("SELECT DISTINCT value FROM tags WHERE key = ? AND value <> '' ORDER BY value LIMIT ?",
+                                [key, limit])
+        return [r[0] for r in rows]
+
     # -- runs ------------------------------------------------------------------------------
     def search_runs(self, experiment_ids: list[str], filter_string: str = "", max_results: int = 100,
                     order_by: list[str] | None = None, page_token: str | None = None) -> Page:

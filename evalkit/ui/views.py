@@ -87,18 +87,20 @@ def leaderboard_view(t: Tracking, *, team: str | None = None, suite: str | None 
     primary metric, ties (overlapping intervals) sharing a rank."""
     from evalkit.tracking.experiments import experiments
     from evalkit.tracking.leaderboard import leaderboard
+    from evalkit.tracking.sqlite_stats import maybe_analyze
 
     if pick not in ("latest", "best"):
         raise UserError(f"pick '{pick}': choose latest or best")
 
     def build(c: Any) -> dict[str, Any]:
+        maybe_analyze(t.uri)  # once per request, not once per suite
         exps = sorted(experiments(c, team=team if team else ""), key=lambda e: e.name)
         if suite:
             exps = [e for e in exps if e.name == suite]
         boards = []
         for exp in exps:
             try:
-                b = leaderboard(c, uri=t.uri, suite=exp.name, team="", by="agent_model", pick=pick,  # type: ignore[arg-type]
+                b = leaderboard(c, suite=exp.name, team="", by="agent_model", pick=pick,  # type: ignore[arg-type]
                                 since=since, top=top, where=_where(branch))
             except UserError:
                 continue  # no finished runs (MLflow's "Default" experiment, a suite still running its first)
@@ -113,11 +115,9 @@ def leaderboard_view(t: Tracking, *, team: str | None = None, suite: str | None 
 
 
 def _branches(c: Any) -> list[str]:
-    con = getattr(c, "con", None)  # the SQLite reader: one indexed query; the MLflow client has none
-    if con is None:
-        return []
-    rows = con.execute("SELECT DISTINCT value FROM tags WHERE key = 'mlflow.source.git.branch' ORDER BY value LIMIT 200")
-    return [r[0] for r in rows if r[0]]
+    """Branches runs were logged from: one query on the SQLite reader; the MLflow client has no such search."""
+    values = getattr(c, "tag_values", None)
+    return values("mlflow.source.git.branch") if values is not None else []
 
 
 def trend_view(t: Tracking, store_path: Path | str | None, *, suite: str, metric: str | None = None,
@@ -125,7 +125,7 @@ def trend_view(t: Tracking, store_path: Path | str | None, *, suite: str, metric
     """The suite's newest complete runs as one series per agent × models, oldest first, each point with
     its interval, commit and agent version, and the gate's paired test against the series' previous run."""
     from evalkit.tracking.experiments import experiments
-    from evalkit.tracking.leaderboard import default_metric, run_entry
+    from evalkit.tracking.leaderboard import default_metric, lower_is_better, run_entry
 
     def build(c: Any) -> tuple[str, str, list[tuple[Entry, str]]]:
         exp = experiments(c, suite=suite, team="")[0]
@@ -157,14 +157,8 @@ def trend_view(t: Tracking, store_path: Path | str | None, *, suite: str, metric
     for e, _ in reversed(points):  # oldest first
         series.setdefault(e.group or "-", []).append(_entry_row(e, t, exp_id))
     _flag_regressions(store_path, name, series)
-    return {"suite": suite, "metric": name, "ascending": _lower(name),
+    return {"suite": suite, "metric": name, "ascending": lower_is_better(name),
             "series": [{"group": g, "points": p} for g, p in sorted(series.items())]}
-
-
-def _lower(metric: str) -> bool:
-    from evalkit.tracking.leaderboard import lower_is_better
-
-    return lower_is_better(metric)
 
 
 _PAIRED: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (baseline, candidate) -> metric -> paired row
