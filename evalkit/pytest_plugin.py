@@ -141,9 +141,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from evalkit.tracking.mlflow_traces import parse_mode
 
         try:
-            parse_mode(config.getoption("evalkit_mlflow_traces"))
+            parse_mode(config.getoption("evalkit_mlflow_traces"), flag="--evalkit-mlflow-traces")
         except UserError as exc:
-            raise pytest.UsageError(f"--evalkit-mlflow-traces: {exc.message}") from None
+            raise pytest.UsageError(exc.message) from None
     config.stash[_STATE] = state = _State(config)
     _states.append(state)
 

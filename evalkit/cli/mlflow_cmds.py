@@ -222,10 +222,7 @@ def _traces_mode(mode: str | None) -> str:
     from evalkit.tracking.mlflow_traces import DEFAULT_MODE, parse_mode
 
     flag = "--traces-mode" if mode else "EVALKIT_MLFLOW_TRACES"
-    try:
-        return str(parse_mode(mode or os.environ.get("EVALKIT_MLFLOW_TRACES") or DEFAULT_MODE))
-    except UserError as exc:
-        raise UserError(f"{flag}: {exc.message}") from None
+    return str(parse_mode(mode or os.environ.get("EVALKIT_MLFLOW_TRACES") or DEFAULT_MODE, flag=flag))
 
 
 def export(

@@ -128,13 +128,9 @@ def _trace_mode(mode: str | None) -> str | None:
     """``--mlflow-traces`` checked here, so a bad value names the flag."""
     if mode is None:
         return None
-    from evalkit.errors import UserError
     from evalkit.tracking.mlflow_traces import parse_mode
 
-    try:
-        return str(parse_mode(mode))
-    except UserError as exc:
-        raise UserError(f"--mlflow-traces: {exc.message}") from None
+    return str(parse_mode(mode, flag="--mlflow-traces"))
 
 
 def wait_for_traces() -> None:

@@ -63,14 +63,16 @@ class TraceMode:
         return self.kind if self.cap is None else f"{self.kind}:{self.cap}"
 
 
-def parse_mode(text: str | TraceMode) -> TraceMode:
-    """``all[:CAP]``, ``failed[:CAP]``, ``sample:N`` or ``none``; anything else is a :class:`UserError`."""
+def parse_mode(text: str | TraceMode, *, flag: str | None = None) -> TraceMode:
+    """``all[:CAP]``, ``failed[:CAP]``, ``sample:N`` or ``none``; anything else is a :class:`UserError`
+    (naming ``flag``, the option or variable the value came from, when given)."""
     if isinstance(text, TraceMode):
         return text
     m = _MODE_RE.match(str(text).strip().lower())
     if m is None or (m[1] == "sample" and m[2] is None) or (m[1] == "none" and m[2] is not None) \
             or (m[2] is not None and int(m[2]) < 1):
-        raise UserError(f"MLflow traces mode '{text}': choose all, all:<cap>, failed, failed:<cap>, sample:<n> or none")
+        raise UserError(f"{flag + ': ' if flag else ''}MLflow traces mode '{text}': choose all, all:<cap>, failed, "
+                        "failed:<cap>, sample:<n> or none")
     return TraceMode(m[1], int(m[2]) if m[2] else None)  # type: ignore[arg-type]
 
 
