@@ -57,7 +57,8 @@ def evaluate(
     st = store if isinstance(store, Store) else _open(store)
     try:
         run = run_suite(suite, settings, explicit, door="api", store=st, handle_signals=False)
-        run.cases, run.scores = reads.case_frame(st, run.run_id), reads.score_frame(st, run.run_id)
+        if run.cases is None or run.scores is None:
+            run.cases, run.scores = reads.run_frames(st, run.run_id)
     finally:
         if not isinstance(store, Store):
             st.close()

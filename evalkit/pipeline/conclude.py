@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evalkit.pipeline.finished import FinishedRun
 from evalkit.pipeline.settings import RunSettings
 from evalkit.schema import RunSummary
 from evalkit.store.db import Store
 
+if TYPE_CHECKING:
+    from evalkit.store.reads import RunFrames
+
 
 def conclude(store: Store, summary: RunSummary, *, settings: RunSettings, thresholds: list[Any],
              baseline_id: str | None = None, suite_file: Path | None = None,
-             resume_command: str | None = None) -> FinishedRun:
-    """Gate a finalised run, write the requested reports, log it to MLflow; returns the finished run."""
+             resume_command: str | None = None, frames: RunFrames | None = None) -> FinishedRun:
+    """Gate a finalised run, write the requested reports, log it to MLflow; returns the finished run
+    (``frames``: the run's case and score frames, already read; the finished run carries them)."""
     from evalkit.gate import evaluate_gate, load_scores
 
     run_id = summary.run_id
     gate = evaluate_gate(
-        summary, load_scores(store, run_id), thresholds, load_scores(store, baseline_id) if baseline_id else None,
+        summary, frames.scores if frames is not None else load_scores(store, run_id), thresholds, load_scores(store, baseline_id) if baseline_id else None,
         fail_on_regression=settings.fail_on_regression, min_effect=settings.min_effect,
         max_error_rate=settings.max_error_rate, baseline_run_id=baseline_id, resume_command=resume_command,
     )
     store.update_run(run_id, gate=gate.model_dump(mode="json"))
     finished = FinishedRun(run_id=run_id, summary=summary, gate=gate, notes=list(summary.notes),
                            store_path=None if str(store.path) == ":memory:" else store.path,
-                           resume_command=resume_command if summary.status != "completed" else None)
+                           resume_command=resume_command if summary.status != "completed" else None,
+                           cases=frames.cases if frames is not None else None,
+                           scores=frames.scores if frames is not None else None)
     write_outputs(store, finished, settings)
     if settings.mlflow:
         finished.mlflow_run_id = _log_mlflow(store, run_id, suite_file, settings.team, finished.notes)

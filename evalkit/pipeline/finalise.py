@@ -38,11 +38,12 @@ def cancel_unstarted(store: Store, run_id: str, keys: Iterable[tuple[Case, int]]
 
 
 def finalise(store: Store, run_id: str, suite: str, *, planned: int | None, engine: RunOutcome,
-             notes: Sequence[str] = ()) -> RunSummary:
+             notes: Sequence[str] = (), frames: reads.RunFrames | None = None) -> RunSummary:
     """Aggregate a run from the store, decide its status from the engine and the ledger, and record both
-    (``notes``: the plan's notices, kept in the summary before the engine's failures)."""
+    (``notes``: the plan's notices, kept in the summary before the engine's failures; ``frames``: the
+    run's case and score frames when the caller has read them already)."""
     run = store.get_run(run_id)
-    cases, scores = reads.case_frame(store, run_id), reads.score_frame(store, run_id)
+    cases, scores = frames if frames is not None else reads.run_frames(store, run_id)
     ended = datetime.now(UTC)
     summary = summarise(run_id, suite, cases, scores, status=engine.status, planned=planned,
                         started_at=run["started_at"], ended_at=ended)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 @dataclass
 class FinishedRun:
-    """A run after finalise, gate, outputs and tracking. ``cases``/``scores`` frames are filled by ``evaluate()``."""
+    """A run after finalise, gate, outputs and tracking, with its ``cases`` and ``scores`` frames."""
 
     run_id: str
     summary: RunSummary
@@ -57,7 +57,7 @@ class FinishedRun:
     def wide(self) -> pl.DataFrame:
         """One row per case and repeat, one column per scorer value."""
         if self.cases is None or self.scores is None:
-            raise ValueError("this run carries no case frames (only evaluate() fills them)")
+            raise ValueError("this run carries no case frames")
         if self.scores.height == 0:
             return self.cases
         piv = self.scores.pivot(on="name", index=["case_id", "repeat"], values="value", aggregate_function="first")

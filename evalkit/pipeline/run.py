@@ -103,9 +103,12 @@ def finish(store: Store, run_id: str, suite: str, *, planned: int | None, outcom
            thresholds: list[Any], baseline_id: str | None = None, suite_file: Path | None = None,
            resume_command: str | None = None, notes: Sequence[str] = ()) -> FinishedRun:
     """Finalise (ledger and summary) and conclude (gate, outputs, tracking): the shared end of every door."""
-    summary = finalise(store, run_id, suite, planned=planned, engine=outcome, notes=notes)
+    from evalkit.store.reads import run_frames
+
+    frames = run_frames(store, run_id)  # read once: finalise, the gate and evaluate() share them
+    summary = finalise(store, run_id, suite, planned=planned, engine=outcome, notes=notes, frames=frames)
     return conclude(store, summary, settings=settings, thresholds=thresholds, baseline_id=baseline_id,
-                    suite_file=suite_file, resume_command=resume_command)
+                    suite_file=suite_file, resume_command=resume_command, frames=frames)
 
 
 def _execute(plan: Plan, store: Store, bar: Progress | None, handle_signals: bool) -> RunOutcome:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import polars as pl
@@ -33,6 +33,18 @@ class Ledger:
     @property
     def recorded(self) -> int:
         return self.completed + self.errored + self.cancelled
+
+
+class RunFrames(NamedTuple):
+    """A run's case rows and score rows, read once and shared by finalise, the gate and ``evaluate()``."""
+
+    cases: pl.DataFrame
+    scores: pl.DataFrame
+
+
+def run_frames(store: Store, run_id: str) -> RunFrames:
+    """:func:`case_frame` and :func:`score_frame` of one run."""
+    return RunFrames(case_frame(store, run_id), score_frame(store, run_id))
 
 
 def case_frame(store: Store, run_id: str) -> pl.DataFrame:
