@@ -27,6 +27,7 @@ def evaluate(
     repeats: int | None = None,
     thresholds: Sequence[str] | None = None,
     max_error_rate: float | None = None,
+    min_judge_agreement: float | None = None,
     baseline: str | None = None,
     store: str | Path | Store | None = None,
     cache: bool | None = None,
@@ -51,6 +52,7 @@ def evaluate(
     suite = _suite(cases_or_suite, target, scorers, suite_name)
     settings, explicit = resolve_settings({
         "concurrency": concurrency, "timeout_s": timeout_s, "repeats": repeats, "max_error_rate": max_error_rate,
+        "min_judge_agreement": min_judge_agreement,
         "thresholds": list(thresholds) if thresholds else None, "baseline": baseline, "cache": cache,
         "tracing": tracing, "mlflow": mlflow, "mlflow_traces": mlflow_traces,
     }, suite.defaults.model_dump())

@@ -57,6 +57,7 @@ class _State:
             "mlflow": False if self.config.getoption("evalkit_no_mlflow") else None,
             "tracing": False if self.config.getoption("evalkit_no_trace") else None,
             "mlflow_traces": self.config.getoption("evalkit_mlflow_traces"),
+            "min_judge_agreement": self.config.getoption("evalkit_min_judge_agreement"),
         }
 
     def repeats(self, source: CaseSource) -> int:
@@ -129,6 +130,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--evalkit-mlflow-traces", default=None, metavar="MODE",
                     help="Per-case MLflow traces: all, all:CAP, failed, failed:CAP, sample:N or none "
                          "[default: $EVALKIT_MLFLOW_TRACES, else all:1000].")
+    group.addoption("--evalkit-min-judge-agreement", type=float, default=None, metavar="KAPPA",
+                    help="Fail unless every LLM judge is calibrated (`evalkit calibrate`) with at least this "
+                         "agreement with humans [default: $EVALKIT_MIN_JUDGE_AGREEMENT, else not required].")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -204,8 +204,36 @@ class CaseResult(BaseModel):
         return "completed"
 
 
+class JudgeSummary(BaseModel):
+    """An LLM-judge scorer's health in one run and, once calibrated, its agreement with human labels.
+
+    Health: the share of invalid verdicts, position disagreement (pairwise judges: the verdict changed
+    when the two outputs swapped places), the mean spread across ``samples: k`` and verbosity bias (the
+    correlation of score with output length). With a calibration of this judge@version × model
+    (``evalkit calibrate``): its agreement with humans and the pass rate corrected for the judge's
+    measured sensitivity and specificity (Rogan–Gladen), whose interval carries both the run's and
+    the calibration's uncertainty.
+    """
+
+    ref: str  # judge@version
+    model: str | None = None
+    invalid_rate: float | None = None
+    position_disagreement: float | None = None
+    mean_spread: float | None = None
+    verbosity_corr: float | None = None
+    calibration_id: str | None = None
+    agreement: float | None = None
+    agreement_metric: str | None = None
+    calibration_items: int | None = None
+    sensitivity: float | None = None
+    specificity: float | None = None
+    corrected_pass_rate: float | None = None
+    corrected_pass_rate_ci: tuple[float, float] | None = None
+    correction_note: str | None = None  # why no corrected rate, when calibrated but unusable
+
+
 class ScorerSummary(BaseModel):
-    """Aggregate of one scorer over a run."""
+    """Aggregate of one scorer over a run (``judge``: set for LLM-judge scorers)."""
 
     name: str
     mean: float | None
@@ -216,6 +244,7 @@ class ScorerSummary(BaseModel):
     not_applicable: int = 0
     mean_ci: tuple[float, float] | None = None
     pass_rate_ci: tuple[float, float] | None = None
+    judge: JudgeSummary | None = None
 
 
 class RunSummary(BaseModel):
@@ -265,12 +294,34 @@ class RunSummary(BaseModel):
                 out[f"{s.name}/pass_rate_ci_low"], out[f"{s.name}/pass_rate_ci_high"] = s.pass_rate_ci
             out[f"{s.name}/errors"] = float(s.errors)
             out[f"{s.name}/not_applicable"] = float(s.not_applicable)
+            if s.judge is not None:
+                out.update(_judge_metrics(s.name, s.judge))
         if self.planned is not None:
             out["cases/planned"] = float(self.planned)
             out["cases/missing"] = float(self.missing)
         return out
 
     @property
+    def judges(self) -> list[tuple[str, JudgeSummary]]:
+        """(scorer name, judge summary) of every LLM-judge scorer."""
+        return [(s.name, s.judge) for s in self.scorers if s.judge is not None]
+
+    @property
     def accounted(self) -> bool:
         """Every planned case × repeat ended completed, errored or cancelled."""
         return self.missing == 0
+
+
+def _judge_metrics(name: str, j: JudgeSummary) -> dict[str, float]:
+    """``<scorer>/judge/*`` health and agreement metrics and ``<scorer>/corrected_pass_rate*``."""
+    out: dict[str, float] = {}
+    for key, value in (("invalid_rate", j.invalid_rate), ("position_disagreement", j.position_disagreement),
+                       ("spread", j.mean_spread), ("verbosity_corr", j.verbosity_corr),
+                       ("agreement", j.agreement), ("sensitivity", j.sensitivity), ("specificity", j.specificity)):
+        if value is not None:
+            out[f"{name}/judge/{key}"] = float(value)
+    if j.corrected_pass_rate is not None:
+        out[f"{name}/corrected_pass_rate"] = j.corrected_pass_rate
+    if j.corrected_pass_rate_ci is not None:
+        out[f"{name}/corrected_pass_rate_ci_low"], out[f"{name}/corrected_pass_rate_ci_high"] = j.corrected_pass_rate_ci
+    return out

@@ -66,6 +66,7 @@ def _mount() -> None:
     from evalkit.cli import (
         batch_cmds,
         cache,
+        calibrate_cmd,
         catalog,
         doctor,
         init_cmd,
@@ -84,7 +85,8 @@ def _mount() -> None:
     app.command("show")(show.show)
     app.command("doctor")(doctor.doctor)
     app.add_typer(cache.app, name="cache")
-    for module in (tracing_cmds, mlflow_cmds, store_cmds, report_cmd, batch_cmds, catalog, init_cmd, ui_cmd):
+    for module in (tracing_cmds, mlflow_cmds, store_cmds, report_cmd, batch_cmds, catalog, init_cmd, ui_cmd,
+                   calibrate_cmd):
         module.register(app)
 
 

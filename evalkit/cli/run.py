@@ -38,6 +38,9 @@ def run(
     min_effect: Annotated[float, Opt("--min-effect", help="Smallest drop that counts as a regression.")] = 0.0,
     max_error_rate: Annotated[float | None, Opt("--max-error-rate", help="Above this error rate (errored case runs: target "
                                                 "or scorer faults) exit 3 [default: suite's, else 0.05].")] = None,
+    min_judge_agreement: Annotated[float | None, Opt("--min-judge-agreement", metavar="KAPPA", help="Fail unless every "
+                                   "LLM judge is calibrated (`evalkit calibrate`) with at least this agreement "
+                                   "with humans (weighted kappa on 1-5 scales, else kappa).")] = None,
     junit: Annotated[Path | None, Opt(help="Write a JUnit XML report (one testcase per case × scorer).")] = None,
     markdown: Annotated[Path | None, Opt(help="Write a Markdown summary (also appended to $GITHUB_STEP_SUMMARY).")] = None,
     json_file: Annotated[Path | None, Opt("--json-out", help="Write summary, gate and cases as JSON to FILE.")] = None,
@@ -70,7 +73,7 @@ def run(
         "concurrency": concurrency, "timeout_s": timeout, "repeats": repeat, "limit": limit,
         "thresholds": threshold or None, "lower_bound": lower_bound or None, "baseline": baseline,
         "fail_on_regression": fail_on_regression or None, "require_baseline": require_baseline or None, "min_effect": min_effect or None,
-        "max_error_rate": max_error_rate, "junit": junit, "markdown": markdown, "json_file": json_file, "html": html,
+        "max_error_rate": max_error_rate, "min_judge_agreement": min_judge_agreement, "junit": junit, "markdown": markdown, "json_file": json_file, "html": html,
         "resume": resume, "retry_errors": retry_errors, "shard": shard, "engine": engine, "ray_address": ray_address,
         "cache": False if no_cache else None, "tracing": False if no_trace else None,
         "capture_content": False if no_content else None, "mlflow": False if no_mlflow else None,

@@ -37,7 +37,9 @@ def summary_table(summary: RunSummary) -> Any:
         errors = f"[yellow]{s.errors}[/yellow]" if s.errors else "0"
         t.add_row(terminal_line(s.name), fmt(s.mean), fmt_ci(s.mean_ci), fmt(s.pass_rate), fmt_ci(s.pass_rate_ci),
                   str(s.scored), na, errors)
+    judges = judge_lines(summary)
     t.caption = (
+        "".join(f"{line}\n" for line in judges) +
         f"{ledger_line(summary)}\n"
         f"cases {summary.cases} · errors {summary.errors} ({summary.error_rate:.1%}) · latency p50 "
         f"{_ms(summary.latency_p50_ms)} ms p95 {_ms(summary.latency_p95_ms)} ms"
@@ -45,6 +47,23 @@ def summary_table(summary: RunSummary) -> Any:
     )
     t.caption_justify = "left"
     return t
+
+
+def judge_lines(summary: RunSummary) -> list[str]:
+    """One line per LLM-judge scorer: its human agreement and corrected pass rate, or that it is uncalibrated."""
+    out = []
+    for name, j in summary.judges:
+        head = terminal_line(f"{name}: judge {j.ref} · {j.model or '?'}")
+        if j.agreement is None:
+            out.append(f"{head} · [dim]not calibrated (evalkit calibrate)[/dim]")
+            continue
+        line = f"{head} · agreement {fmt(j.agreement)} ({j.agreement_metric}, {j.calibration_items} items)"
+        if j.corrected_pass_rate is not None:
+            line += f" · corrected pass rate {fmt(j.corrected_pass_rate)} {fmt_ci(j.corrected_pass_rate_ci)}"
+        elif j.correction_note:
+            line += f" · no corrected pass rate: {terminal_line(j.correction_note)}"
+        out.append(line)
+    return out
 
 
 def gate_lines(gate: Any) -> list[str]:

@@ -39,6 +39,19 @@ SCORER_METRICS = (
     "pass_all_k",
     "flaky_rate",
 )
+# metrics of LLM-judge scorers besides the above: health, agreement with humans, corrected pass rate
+JUDGE_METRICS = (
+    "judge/invalid_rate",
+    "judge/position_disagreement",
+    "judge/spread",
+    "judge/verbosity_corr",
+    "judge/agreement",
+    "judge/sensitivity",
+    "judge/specificity",
+    "corrected_pass_rate",
+    "corrected_pass_rate_ci_low",
+    "corrected_pass_rate_ci_high",
+)
 
 _SYNTAX = "METRIC OP VALUE[@MODE], e.g. 'correctness/mean>=0.8' or 'correctness/pass_rate>=0.9@lower_bound'"
 _PATTERN = re.compile(
@@ -134,11 +147,14 @@ def parse_thresholds(spec: Any, *, source: str | None = None, mode: str | None =
     raise UserError(f"thresholds must be a list or a mapping, not {type(spec).__name__}", file=source)
 
 
-def known_metric_names(scorer_names: Iterable[str], extra: Iterable[str] = ()) -> set[str]:
-    """Every metric name a threshold may use for a run with these scorers."""
+def known_metric_names(scorer_names: Iterable[str], extra: Iterable[str] = (), *,
+                       judges: Iterable[str] = ()) -> set[str]:
+    """Every metric name a threshold may use for a run with these scorers (``judges``: those that are LLM judges)."""
     names = set(GLOBAL_METRICS) | set(extra)
     for s in scorer_names:
         names.update(f"{s}/{m}" for m in SCORER_METRICS)
+    for s in judges:
+        names.update(f"{s}/{m}" for m in JUDGE_METRICS)
     return names
 
 

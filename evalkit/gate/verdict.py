@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from evalkit import stats
 from evalkit.errors import EXIT_GATE_FAILED, EXIT_INFRA, EXIT_OK
 from evalkit.gate.baseline import BaselineComparison, MetricComparison, compare_runs
-from evalkit.gate.thresholds import GLOBAL_METRICS, Threshold, ThresholdCheck, check_thresholds
+from evalkit.gate.thresholds import GLOBAL_METRICS, JUDGE_METRICS, Threshold, ThresholdCheck, check_thresholds
 from evalkit.schema import RunSummary
 
 Interval = tuple[float, float]
@@ -125,6 +125,10 @@ def gate_metrics(
             )
         else:
             metrics.setdefault(f"{name}/errors", float(s.errors) if s else None)
+        if s is not None and s.judge is not None:
+            for key in JUDGE_METRICS:  # a judge without a calibration has no agreement: a threshold on it fails
+                metrics.setdefault(f"{name}/{key}", None)
+            intervals[f"{name}/corrected_pass_rate"] = s.judge.corrected_pass_rate_ci
         rep = repeats.get(name)
         if rep is not None and rep.judged:
             for key, val in (
@@ -155,6 +159,7 @@ def evaluate_gate(
     alpha: float = DEFAULT_ALPHA,
     baseline_run_id: str | None = None,
     resume_command: str | None = None,
+    min_judge_agreement: float | None = None,
     adjust: Literal["holm", "none"] = "holm",
     confidence: float = stats.DEFAULT_CONFIDENCE,
     n_resamples: int = stats.DEFAULT_RESAMPLES,
@@ -168,12 +173,16 @@ def evaluate_gate(
     when the run's error rate exceeds ``max_error_rate`` — a provider outage is not a quality
     verdict; ``failed`` (exit 1) when a threshold fails or, with ``fail_on_regression``, a
     significant drop against the baseline exceeds ``min_effect``; else ``passed`` (exit 0).
-    Regressions are reported even without ``fail_on_regression``.
+    Regressions are reported even without ``fail_on_regression``. ``min_judge_agreement`` adds one
+    check per LLM-judge scorer: its judge@version × model must be calibrated with at least that
+    agreement (a judge without a calibration fails the check, saying so).
     """
     metrics, intervals = gate_metrics(
         summary, scores, confidence=confidence, n_resamples=n_resamples, seed=seed
     )
     checks = check_thresholds(thresholds, metrics, intervals)
+    if min_judge_agreement is not None:
+        checks += judge_agreement_checks(summary, min_judge_agreement)
 
     comparison: BaselineComparison | None = None
     if baseline_scores is not None and scores is not None:
@@ -237,6 +246,25 @@ def evaluate_gate(
         metrics=metrics,
         intervals=intervals,
     )
+
+
+def judge_agreement_checks(summary: RunSummary, minimum: float) -> list[ThresholdCheck]:
+    """One check per judge scorer: calibrated, with agreement >= ``minimum``."""
+    checks = []
+    for name, j in summary.judges:
+        metric = f"{name}/judge/agreement"
+        who = f"judge {j.ref}" + (f" ({j.model})" if j.model else "")
+        if j.agreement is None:
+            message = (f"{who} has no calibration: --min-judge-agreement {minimum:g} needs one "
+                       f"(evalkit calibrate {j.ref.partition('@')[0]} --builtin, or --labels FILE)")
+            ok = False
+        else:
+            ok = j.agreement >= minimum
+            message = (f"{who}: agreement with humans {j.agreement:.3f} ({j.agreement_metric}, "
+                       f"{j.calibration_items} items) {'>=' if ok else '<'} {minimum:g}")
+        checks.append(ThresholdCheck(metric=metric, op=">=", value=minimum, mode="point", point=j.agreement,
+                                     interval=None, observed=j.agreement, passed=ok, message=message))
+    return checks
 
 
 def _incomplete(summary: RunSummary, resume_command: str | None) -> str | None:

@@ -39,7 +39,7 @@ def judge_scorer(
     model: str | None = None,
     samples: int = 1,
     threshold: float | None = None,
-    rules: list[str] | None = None,
+    rules: list[str] | str | None = None,
     max_reasks: int = DEFAULT_MAX_REASKS,
     reference: str | None = None,
     **params: Any,
@@ -47,7 +47,8 @@ def judge_scorer(
     """A scorer asking LLM judge ``judge`` (a built-in name or a judge YAML path).
 
     ``model`` defaults to ``EVALKIT_JUDGE_MODEL``, then the judge file's model. ``samples`` asks
-    k times and aggregates (mean / majority). ``rules`` feed ``{rules}`` (guideline_adherence).
+    k times and aggregates (mean / majority). ``rules`` feed ``{rules}`` (guideline_adherence):
+    a list of guidelines, or ``"case"`` for each case's own ``metadata.rules`` list.
     For pairwise judges the output is compared with ``reference``: a case metadata key holding
     the other output (default ``baseline_output``), else ``case.expected``. Other keyword
     arguments are model parameters (e.g. ``temperature``).
@@ -62,12 +63,15 @@ def judge_scorer(
     if samples < 1:
         raise UserError(f"judge '{jd.name}': samples must be at least 1")
     if "rules" in jd.placeholders and not rules:
-        raise UserError(f"judge '{jd.name}' needs rules: a list of guidelines to check")
+        raise UserError(f"judge '{jd.name}' needs rules: a list of guidelines to check (or 'case')")
+    if isinstance(rules, str) and rules != "case":
+        raise UserError(f"judge '{jd.name}': rules must be a list of guidelines or 'case', not {rules!r}")
     ref_key = reference or "baseline_output"
 
     async def score(case: Case, output: Any, run: Any = None) -> Score:
         ref = case.metadata.get(ref_key, case.expected) if jd.output == "pairwise" else None
-        fields = _fields(case, output, run, rules, ref)
+        case_rules = case.metadata.get("rules") if rules == "case" else rules
+        fields = _fields(case, output, run, [str(r) for r in case_rules] if isinstance(case_rules, list) else None, ref)
         missing = [f for f in jd.requires if fields.get(f) in (None, "", [])]
         if missing:  # the case lacks what the judge reads: not applicable, never an error or a fail
             return Score(

@@ -27,6 +27,7 @@ def conclude(store: Store, summary: RunSummary, *, settings: RunSettings, thresh
         summary, frames.scores if frames is not None else load_scores(store, run_id), thresholds, load_scores(store, baseline_id) if baseline_id else None,
         fail_on_regression=settings.fail_on_regression, min_effect=settings.min_effect,
         max_error_rate=settings.max_error_rate, baseline_run_id=baseline_id, resume_command=resume_command,
+        min_judge_agreement=settings.min_judge_agreement,
     )
     store.update_run(run_id, gate=gate.model_dump(mode="json"))
     finished = FinishedRun(run_id=run_id, summary=summary, gate=gate, notes=list(summary.notes),

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from evalkit.aggregate import summarise
+from evalkit.calibration.judge_health import attach_judges
 from evalkit.runner import RunOutcome
 from evalkit.schema import Case, CaseResult, RunSummary, Score
 from evalkit.store import reads
@@ -47,6 +48,7 @@ def finalise(store: Store, run_id: str, suite: str, *, planned: int | None, engi
     ended = datetime.now(UTC)
     summary = summarise(run_id, suite, cases, scores, status=engine.status, planned=planned,
                         started_at=run["started_at"], ended_at=ended)
+    summary = attach_judges(store, run_id, summary)
     notes = [*notes, *engine.failures]
     if summary.missing:
         notes.append(f"{summary.missing} of {planned} planned case × repeats have no result")

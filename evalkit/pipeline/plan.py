@@ -173,7 +173,8 @@ def plan_thresholds(suite: Suite, settings: RunSettings) -> list[Any]:
     from evalkit.yaml_lines import line_of
 
     mode = "lower_bound" if settings.lower_bound else None
-    known = known_metric_names([s.name for s in suite.scorers])
+    known = known_metric_names([s.name for s in suite.scorers],
+                               judges=[s.name for s in suite.scorers if getattr(s.fn, "judge_name", None)])
     source = str(suite.path) if suite.path else "thresholds"
     out: list[Any] = []
     for i, item in enumerate(suite.thresholds):

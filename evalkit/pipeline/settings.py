@@ -17,7 +17,8 @@ from evalkit.errors import UserError
 from evalkit.suite import RunDefaults
 
 # settings that define what a run is: a resumed run keeps them, and a conflicting flag is bad input
-PLAN_KEYS = ("repeats", "limit", "shard", "thresholds", "lower_bound", "max_error_rate", "timeout_s")
+PLAN_KEYS = ("repeats", "limit", "shard", "thresholds", "lower_bound", "max_error_rate", "timeout_s",
+             "min_judge_agreement")
 # settings a suite's ``defaults:`` may fix
 SUITE_KEYS = tuple(RunDefaults.model_fields)
 # environment variables: name, and how a switch reads ("off": a true value turns the setting off)
@@ -26,6 +27,7 @@ ENV: dict[str, tuple[str, str]] = {
     "timeout_s": ("EVALKIT_CASE_TIMEOUT", "value"),  # EVALKIT_TIMEOUT is one model call's
     "repeats": ("EVALKIT_REPEAT", "value"),
     "max_error_rate": ("EVALKIT_MAX_ERROR_RATE", "value"),
+    "min_judge_agreement": ("EVALKIT_MIN_JUDGE_AGREEMENT", "value"),
     "mlflow": ("EVALKIT_NO_MLFLOW", "off"),
     "tracing": ("EVALKIT_NO_TRACE", "off"),
     "cache": ("EVALKIT_NO_CACHE", "off"),

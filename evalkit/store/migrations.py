@@ -138,6 +138,50 @@ MIGRATIONS: list[tuple[int, str]] = [
             SELECT *, NULL::VARCHAR AS reason, NULL::TIMESTAMPTZ AS received_at FROM spans LIMIT 0;
         """,
     ),
+    (
+        4,
+        # judge calibration: human labels (one row per human judgement of a case by a judge's criterion,
+        # ``value`` as JSON text) and each measured agreement of a judge@version × model with them
+        """
+        CREATE TABLE human_labels (
+            case_id VARCHAR,
+            content_hash VARCHAR,
+            repeat INTEGER NOT NULL,
+            judge VARCHAR NOT NULL,
+            judge_version VARCHAR,
+            value VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            labelled_at TIMESTAMPTZ,
+            run_id VARCHAR,
+            note VARCHAR,
+            source VARCHAR,
+            imported_at TIMESTAMPTZ
+        );
+        CREATE TABLE judge_calibrations (
+            calibration_id VARCHAR NOT NULL,
+            judge VARCHAR NOT NULL,
+            judge_version VARCHAR NOT NULL,
+            prompt_sha256 VARCHAR,
+            model VARCHAR NOT NULL,
+            output_kind VARCHAR,
+            threshold DOUBLE,
+            items INTEGER,
+            agreement DOUBLE,
+            agreement_metric VARCHAR,
+            sensitivity DOUBLE,
+            specificity DOUBLE,
+            tp INTEGER,
+            fp INTEGER,
+            fn INTEGER,
+            tn INTEGER,
+            report JSON,
+            labels_sha256 VARCHAR,
+            run_id VARCHAR,
+            source VARCHAR,
+            created_at TIMESTAMPTZ
+        );
+        """,
+    ),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from evalkit.store.db import Store
 
-TABLES = ("runs", "case_results", "scores", "spans", "unattributed_spans")
+TABLES = ("runs", "case_results", "scores", "spans", "unattributed_spans", "human_labels", "judge_calibrations")
 _TEXT_MARKER = re.compile(r" … \[evalkit: truncated \d+ bytes; full text in (?P<rel>[^\]]+)\]$", re.S)
 
 

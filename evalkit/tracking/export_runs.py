@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 FORMAT = "evalkit-export"
 VERSION = 1
-TABLES = ("runs", "case_results", "scores", "spans")
+TABLES = ("runs", "case_results", "scores", "spans", "human_labels", "judge_calibrations")
 
 
 def sql_list(values: list[str]) -> str:

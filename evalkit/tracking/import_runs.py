@@ -38,7 +38,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 # scores before case results: a case's outcome, when an older export lacks it, follows from its scores
-IMPORT_ORDER = ("runs", "scores", "case_results", "spans")
+IMPORT_ORDER = ("runs", "scores", "case_results", "spans", "human_labels", "judge_calibrations")
 
 
 def _columns(store: Store, src: str) -> set[str]:

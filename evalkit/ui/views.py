@@ -300,35 +300,25 @@ def cases_view(store: Store, run_id: str, *, failed_only: bool = False, limit: i
     return {"run_id": run["run_id"], "suite": run["suite"], "cases": [{k: r[k] for k in keep} for r in rows]}
 
 
-JUDGE_HEALTH_SQL = """
-SELECT json_extract_string(s.metadata, '$.judge') AS judge, json_extract_string(s.metadata, '$.model') AS model,
-       count(*) AS scores,
-       count(*) FILTER (WHERE s.outcome = 'error') AS errors,
-       count(*) FILTER (WHERE s.error_kind = 'judge_output_invalid') AS invalid,
-       count(*) FILTER (WHERE json_extract(s.metadata, '$.position_disagreement') IS NOT NULL) AS pairwise,
-       count(*) FILTER (WHERE json_extract_string(s.metadata, '$.position_disagreement') = 'true') AS disagreements,
-       avg(TRY_CAST(json_extract_string(s.metadata, '$.spread') AS DOUBLE)) AS mean_spread,
-       corr(s.value, length(CAST(c.output AS VARCHAR))) FILTER (WHERE s.outcome = 'ok') AS verbosity_corr,
-       count(DISTINCT s.run_id) AS runs
-FROM scores s LEFT JOIN case_results c USING (run_id, case_id, repeat)
-WHERE s.run_id IN (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT ?)
-  AND coalesce(json_extract_string(s.metadata, '$.judge'), '') <> ''
-GROUP BY ALL ORDER BY judge, model
-"""
-
-
 def judges_view(store: Store, *, runs: int = JUDGE_RUNS) -> dict[str, Any]:
     """Per judge@version × model over the newest ``runs`` runs: error and invalid-output rates, position
-    disagreement (pairwise judges), mean spread across samples, and verbosity bias (score vs output length)."""
+    disagreement (pairwise judges), mean spread across samples, verbosity bias (score vs output length),
+    and the agreement of its newest calibration with human labels."""
+    from evalkit.calibration.judge_health import health_rows
+    from evalkit.calibration.records import latest_calibrations
+
+    calibrations = latest_calibrations(store)
     out = []
-    for r in store.query(JUDGE_HEALTH_SQL, [runs]):
-        n = r["scores"] or 0
+    for r in health_rows(store, newest=runs):
+        name, _, version = str(r["judge"]).partition("@")
+        cal = calibrations.get((name, version, r["model"]))
         out.append({
-            "judge": r["judge"], "model": r["model"], "scores": n, "runs": r["runs"],
-            "error_rate": r["errors"] / n if n else None, "invalid_rate": r["invalid"] / n if n else None,
-            "position_disagreement": r["disagreements"] / r["pairwise"] if r["pairwise"] else None,
-            "mean_spread": r["mean_spread"],
-            "verbosity_corr": r["verbosity_corr"] if r["verbosity_corr"] is not None and math.isfinite(r["verbosity_corr"]) else None,
-            "agreement": None,  # human agreement arrives with judge calibration
+            "judge": r["judge"], "model": r["model"], "scores": r["scores"], "runs": r["runs"],
+            "error_rate": r["error_rate"], "invalid_rate": r["invalid_rate"],
+            "position_disagreement": r["position_disagreement"], "mean_spread": r["mean_spread"],
+            "verbosity_corr": r["verbosity_corr"],
+            "agreement": None if cal is None else cal["agreement"],
+            "agreement_metric": None if cal is None else cal["agreement_metric"],
+            "calibration_items": None if cal is None else cal["items"],
         })
     return {"judges": out, "runs": runs}

@@ -1,0 +1,1 @@
+"""Judge calibration: human labels, agreement, corrected pass rates and alignment."""
