@@ -398,11 +398,14 @@ class Store:
             cols = [d[0] for d in cur.description or []]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
-    def frame(self, sql: str, params: Params = None) -> pl.DataFrame:
-        """A query's result as a polars DataFrame (large results through the Arrow C stream interface, no pyarrow)."""
+    def frame(self, sql: str, params: Params = None, *, large: bool = False) -> pl.DataFrame:
+        """A query's result as a polars DataFrame (large results through the Arrow C stream interface, no pyarrow;
+        ``large``: read it that way at once, when the caller expects many rows — the query then runs once)."""
         import polars as pl
 
         with self._errors(), self._use() as con:
+            if large:
+                return pl.DataFrame(con.sql(sql, params=params or [])).rechunk()
             # Small results are built from Python rows, large ones read again as an Arrow stream.
             cur = con.execute(sql, params or [])
             cols = [d[0] for d in cur.description or []]

@@ -50,7 +50,7 @@ def run_frames(store: Store, run_id: str) -> RunFrames:
 def case_frame(store: Store, run_id: str) -> pl.DataFrame:
     """One row per stored case × repeat (:data:`CASE_COLUMNS`), in case order."""
     return store.frame(f"SELECT {', '.join(CASE_COLUMNS)} FROM case_results WHERE run_id = ? ORDER BY case_id, repeat",
-                       [run_id])
+                       [run_id], large=True)
 
 
 def score_frame(store: Store, run_id: str) -> pl.DataFrame:
@@ -58,7 +58,7 @@ def score_frame(store: Store, run_id: str) -> pl.DataFrame:
     import polars as pl
 
     frame = store.frame(f"SELECT {', '.join(SCORE_COLUMNS)} FROM scores WHERE run_id = ? ORDER BY case_id, repeat, name",
-                        [run_id])
+                        [run_id], large=True)
     if frame.height == 0:
         return pl.DataFrame(schema=score_schema())
     return frame.cast(score_schema())  # type: ignore[arg-type]

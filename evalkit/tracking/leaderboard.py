@@ -67,6 +67,7 @@ class Entry:
     agent_version: str = ""
     commit: str = ""
     branch: str = ""
+    judge_agreement: float | None = None  # the ranked scorer's judge agreement with humans, when calibrated
 
 
 @dataclass
@@ -158,6 +159,7 @@ def run_entry(run: Run, metric: str, exp_names: dict[str, str], now: float, by: 
         missing=m.get("cases/missing"), complete=_complete(m), agent_name=tags.get("evalkit.agent", ""),
         agent_version=tags.get("evalkit.agent_version", ""), commit=tags.get("mlflow.source.git.commit", ""),
         branch=tags.get("mlflow.source.git.branch", ""),
+        judge_agreement=m.get(f"{metric.rpartition('/')[0]}/judge/agreement"),
     )
 
 

@@ -101,8 +101,8 @@ function suiteBoard(b) {
   if (b.partial_skipped) add(head, el("span", "note", b.partial_skipped + " partial run(s) left out"));
   add(s, head);
   if (!b.rows.length) { add(s, el("p", "note", b.note || "No complete runs in this window.")); return s; }
-  var t = table(["#", "agent", "version", "models", b.metric, "95 % interval", "", "errors", "cases", "commit", "branch",
-    "age", ""], [4, 7]), tb = t.tBodies[0]; t.className = "leaderboard";
+  var t = table(["#", "agent", "version", "models", b.metric, "95 % interval", "", "judge agreement", "errors", "cases",
+    "commit", "branch", "age", ""], [4, 7, 8]), tb = t.tBodies[0]; t.className = "leaderboard";
   b.rows.forEach(function (r) {
     var tr = el("tr", "entry"); tr.setAttribute("data-run", r.run_id);
     var complete = r.complete === false ? pill("partial", "warn") : r.complete === true ? pill("complete", "ok") : pill("–", "neutral");
@@ -112,6 +112,7 @@ function suiteBoard(b) {
     add(tr, td((r.tied ? "=" : "") + r.rank, "rank" + (r.tied ? " tied" : "")), td(r.agent_name || r.agent, "agent"),
       td(r.agent_version || "–", "mono"), td(r.models || "–", "mono"), td(val(r.value), "num value"),
       td(r.ci_low === null ? "–" : ci([r.ci_low, r.ci_high]), "mono"), add(el("td"), ciBar(r.value, r.ci_low, r.ci_high)),
+      td(r.judge_agreement === null ? (r.judges ? "not calibrated" : "–") : num(r.judge_agreement, 2), "num"),
       td(r.error_rate === null ? "–" : pct(r.error_rate), "num"), add(el("td"), complete), td(short(r.commit, 8) || "–", "mono"),
       td(r.branch || "–", "mono"), td(r.age), links);
     add(tb, tr);

@@ -206,3 +206,21 @@ def test_calibrate_refuses_too_few_labels_and_unknown_judges(
         assert latest_calibrations(st) == {}  # nothing measured, nothing stored
     finally:
         st.close()
+
+
+def test_calibration_is_logged_to_its_own_mlflow_experiment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVALKIT_NO_MLFLOW")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    out = _calibrate(tmp_path, "--set", str(_set_file(tmp_path)), "--model", JUDGE_MODEL)
+    assert out["mlflow_run_id"] and out["notes"] == []
+    from mlflow.tracking import MlflowClient
+
+    c = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = c.get_experiment_by_name("evalkit-judge-calibration")
+    assert exp is not None
+    [run] = c.search_runs([exp.experiment_id])
+    assert run.info.run_id == out["mlflow_run_id"]
+    assert run.data.metrics["agreement"] == pytest.approx(0.5) and run.data.metrics["items"] == 40
+    assert run.data.metrics["sensitivity"] == pytest.approx(0.8)
+    assert run.data.tags["evalkit.judge"] == "safety" and run.data.tags["evalkit.judge_model"] == JUDGE_MODEL
+    assert run.data.params["labels_sha256"] == out["labels_sha256"]

@@ -50,7 +50,7 @@ def test_click_through_leaderboard_trend_run_case(browser: Browser, dash: Worksp
         qa = _cells(b, "section[data-suite='qa'] tr.entry")
         assert [(r[0], r[1], r[2], r[4]) for r in qa] == [("1", "bot", "3.0", "1.000"), ("=2", "bot", "1.0", "0.600"),
                                                          ("=2", "bot", "2.0", "0.300")]
-        assert qa[1][5].startswith("[0.") and qa[1][10] == "main" and qa[0][10] == "feature/x"
+        assert qa[1][5].startswith("[0.") and qa[1][11] == "main" and qa[0][11] == "feature/x"
         assert "intervals overlap" in b.text("section[data-suite='qa']")
         assert _cells(b, "section[data-suite='support'] tr.entry")[0][1] == HOSTILE  # shown as text, never run
         save_screenshot(b, tmp_path, "ui-leaderboard.png")
