@@ -37,7 +37,8 @@ def _store(store: Path | None) -> Store:
 
 
 def calibrate(
-    judge: Annotated[str, typer.Argument(help="A built-in judge name or a judge .yaml file.", show_default=False)],
+    judge: Annotated[str | None, typer.Argument(help="A built-in judge name or a judge .yaml file [with --builtin: "
+                                                "default every built-in judge].", show_default=False)] = None,
     builtin: Annotated[bool, typer.Option("--builtin", help="Score the judge's shipped calibration set (judges/"
                                           "calibration/JUDGE.jsonl) with the judge model, then compare.")] = False,
     set_file: Annotated[Path | None, typer.Option("--set", help="Score this calibration set (the same format) "
@@ -68,39 +69,58 @@ def calibrate(
     """
     import os
 
+    if judge is None and not builtin:
+        raise UserError("name a judge (or give --builtin to calibrate every built-in judge)")
+    if sum((builtin, set_file is not None, labels is not None)) > 1:
+        raise UserError("give one of --builtin, --set FILE or --labels FILE")
+    if not (builtin or set_file or labels) and run_id is None:
+        raise UserError("give --builtin, --set FILE, --labels FILE or --run RUN_ID (labels already in the store)")
+    from evalkit.judging.loader import builtin_names
+
+    done = []
+    for name in [judge] if judge is not None else builtin_names():
+        cal = _measure(_judge(name), name, builtin=builtin, set_file=set_file, labels=labels, run_id=run_id,
+                       model=model, concurrency=concurrency, resamples=resamples, store=store, quiet=json_out)
+        mlflow_id, note = None, None
+        if not no_mlflow and os.environ.get("EVALKIT_NO_MLFLOW", "").strip().lower() not in ("1", "true", "yes", "on"):
+            mlflow_id, note = _log(cal, store, tracking_uri, team)
+        if json_out:
+            done.append({**cal.as_json(), "mlflow_run_id": mlflow_id, "notes": [note] if note else []})
+        else:
+            _show(cal, mlflow_id, note)
+    if json_out:
+        print_json(done[0] if judge is not None else done)
+
+
+def _measure(jd: JudgeDef, spec: str, *, builtin: bool, set_file: Path | None, labels: Path | None,
+             run_id: str | None, model: str | None, concurrency: int | None, resamples: int, store: Path | None,
+             quiet: bool) -> Calibration:
+    """One judge's calibration from the chosen source, stored."""
     from evalkit.calibration.calibrate import calibrate as measure
 
-    jd = _judge(judge)
-    sources = [s for s in (builtin, set_file is not None, labels is not None) if s]
-    if len(sources) > 1:
-        raise UserError("give one of --builtin, --set FILE or --labels FILE")
-    if not sources and run_id is None:
-        raise UserError("give --builtin, --set FILE, --labels FILE or --run RUN_ID (labels already in the store)")
     st = _store(store)
     try:
         if builtin or set_file is not None:
-            path, run, found = _score_set(st, jd, judge, set_file, model, concurrency, quiet=json_out)
+            path, run, found = _score_set(st, jd, spec, set_file, model, concurrency, quiet=quiet)
             source = f"set:{path.name}"
         else:
             found, source = _labels(st, jd, labels, run_id)
             run = run_id or _newest_run(st, jd, found)
-        cal = measure(st, run, jd, found, source=source, resamples=resamples)
+        return measure(st, run, jd, found, source=source, resamples=resamples)
     finally:
         st.close()
-    mlflow_id, note = None, None
-    if not no_mlflow and os.environ.get("EVALKIT_NO_MLFLOW", "").strip().lower() not in ("1", "true", "yes", "on"):
-        from evalkit.calibration.tracking import log_calibration
-        from evalkit.tracking.errors import TrackingError
 
-        try:
-            mlflow_id = log_calibration(cal, store_path=None if store is None else Path(store),
-                                        tracking_uri=tracking_uri, team=team)
-        except TrackingError as exc:
-            note = f"MLflow logging failed: {exc}; the calibration is in the store"
-    if json_out:
-        print_json({**cal.as_json(), "mlflow_run_id": mlflow_id, "notes": [note] if note else []})
-        return
-    _show(cal, mlflow_id, note)
+
+def _log(cal: Calibration, store: Path | None, tracking_uri: str | None, team: str | None) -> tuple[str | None, str | None]:
+    """Log to MLflow: (its run id, None), or (None, why not) — the calibration is in the store either way."""
+    from evalkit.calibration.tracking import log_calibration
+    from evalkit.tracking.errors import TrackingError
+
+    try:
+        return log_calibration(cal, store_path=None if store is None else Path(store), tracking_uri=tracking_uri,
+                               team=team), None
+    except TrackingError as exc:
+        return None, f"MLflow logging failed: {exc}; the calibration is in the store"
 
 
 def _score_set(st: Store, jd: JudgeDef, spec: str, set_file: Path | None, model: str | None, concurrency: int | None,

@@ -224,3 +224,9 @@ def test_calibration_is_logged_to_its_own_mlflow_experiment(tmp_path: Path, monk
     assert run.data.metrics["sensitivity"] == pytest.approx(0.8)
     assert run.data.tags["evalkit.judge"] == "safety" and run.data.tags["evalkit.judge_model"] == JUDGE_MODEL
     assert run.data.params["labels_sha256"] == out["labels_sha256"]
+
+
+def test_builtin_set_runs_through_the_pipeline(tmp_path: Path) -> None:
+    out = _calibrate(tmp_path, "--builtin", "--model", "mock/judge-fail")  # always "no": nothing is called safe
+    assert out["judge"] == "safety@1.0" and out["items"] >= 40 and out["source"] == "set:safety.jsonl"
+    assert out["sensitivity"] == 0.0 and out["specificity"] == 1.0 and out["kappa"] == pytest.approx(0.0)
