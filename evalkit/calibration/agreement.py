@@ -64,7 +64,9 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _levels(values: Iterable[Hashable], categories: Sequence[Hashable] | None, *, ordered: bool) -> list[Hashable]:
+def _levels(
+    values: Iterable[Hashable], categories: Sequence[Hashable] | None, *, ordered: bool
+) -> list[Hashable]:
     """The scale's levels: ``categories`` as given, else the distinct values sorted."""
     if categories is not None:
         levels = list(categories)
@@ -123,6 +125,8 @@ def _kappa(tables: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _index_chunks(rng: np.random.Generator, n: int, resamples: int) -> Iterable[np.ndarray]:
+    if resamples < 1:
+        raise ValueError(f"resamples must be positive, got {resamples}")
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
     for start in range(0, resamples, chunk):
         yield rng.integers(0, n, size=(min(chunk, resamples - start), n))
@@ -268,7 +272,7 @@ def bootstrap(
         if vectorized:
             parts.append(np.asarray(stat(idx), dtype=float).reshape(idx.shape[0]))
         else:
-            parts.append(np.array([float(stat(row)) for row in idx]))  # type: ignore[arg-type]
+            parts.append(np.array([float(stat(row)) for row in idx]))
     return _percentile(np.concatenate(parts), confidence)
 
 
@@ -366,8 +370,10 @@ def agreement_report(
     boot: dict[str, Interval | None] = {}
     if n >= 2:
         rng = np.random.default_rng(seed)
-        chunks = [_table_stats(_tables(h, j, k, idx), unweighted, weighted, passing)
-                  for idx in _index_chunks(rng, n, resamples)]
+        chunks = [
+            _table_stats(_tables(h, j, k, idx), unweighted, weighted, passing)
+            for idx in _index_chunks(rng, n, resamples)
+        ]
         for name in point:
             boot[name] = _percentile(np.concatenate([c[name] for c in chunks]), confidence)
 
@@ -403,7 +409,7 @@ def agreement_report(
 
 
 def _unit_values(units: Sequence[Mapping[str, Hashable | None]]) -> list[list[Hashable]]:
-    return [[v for v in unit.values() if not _missing(v)] for unit in units]  # type: ignore[misc]
+    return [[v for v in unit.values() if not _missing(v)] for unit in units]
 
 
 def krippendorff_alpha(units: Sequence[Mapping[str, Hashable | None]], *, level: Level = "nominal") -> float:
@@ -466,7 +472,9 @@ class InterAnnotator(TypedDict):
     units: int  # pairable units (two or more values)
 
 
-def inter_annotator(units: Sequence[Mapping[str, Hashable | None]], *, level: Level = "nominal") -> InterAnnotator:
+def inter_annotator(
+    units: Sequence[Mapping[str, Hashable | None]], *, level: Level = "nominal"
+) -> InterAnnotator:
     """Krippendorff's alpha and the mean pairwise Cohen's kappa between annotators.
 
     Each pair's kappa uses the units both labelled (nan with fewer than two) and the levels of all
@@ -485,7 +493,7 @@ def inter_annotator(units: Sequence[Mapping[str, Hashable | None]], *, level: Le
                 pairwise[(a, b)] = math.nan
                 continue
             va, vb = zip(*shared, strict=True)
-            pairwise[(a, b)] = cohen_kappa(va, vb, weights=weights, categories=levels)  # type: ignore[arg-type]
+            pairwise[(a, b)] = cohen_kappa(va, vb, weights=weights, categories=levels)
     defined = [v for v in pairwise.values() if not math.isnan(v)]
     return InterAnnotator(
         level=level,

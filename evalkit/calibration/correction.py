@@ -68,31 +68,57 @@ def _rg(q: np.ndarray, sens: np.ndarray, spec: np.ndarray) -> np.ndarray:
     return np.where(youden > 0.0, p, np.nan)
 
 
+def _cp_draws(rng: np.random.Generator, k: int, n: int, upper: bool, size: int) -> np.ndarray:
+    """Draws from a Clopper–Pearson confidence distribution of ``k`` of ``n``.
+
+    ``Beta(k, n - k + 1)`` for the lower side, ``Beta(k + 1, n - k)`` for the upper: their quantiles are
+    the exact binomial limits. The degenerate ends (no successes for the lower, no failures for the
+    upper side) are a point mass at 0 or 1.
+    """
+    a, b = (k + 1, n - k) if upper else (k, n - k + 1)
+    if a == 0:
+        return np.zeros(size)
+    if b == 0:
+        return np.ones(size)
+    return rng.beta(a, b, size)
+
+
 def _bootstrap(
     passes: int, n: int, calib: Confusion, confidence: float, resamples: int, seed: int
 ) -> Interval:
-    """Percentile interval of RG over independent draws of the three rates from ``Beta(k + 1, n - k + 1)``.
+    """Parametric bootstrap of RG over exact (Clopper–Pearson) confidence distributions of the rates.
 
-    The uniform-prior posterior (rather than Jeffreys' ``k + 1/2``) keeps coverage at or above nominal
-    near 0 and 1 and with small calibration sets, at a slightly wider interval.
-
-    Draws where the judge is no better than chance (``sens + spec <= 1``) identify nothing: they count
-    half at 0 and half at 1, widening both tails rather than being dropped.
+    RG increases with the raw rate and the specificity and decreases with the sensitivity, so the lower
+    limit is the ``alpha/2`` quantile of RG over raw and specificity drawn from their lower and
+    sensitivity from its upper confidence distribution, and the upper limit the mirror image. Like the
+    Clopper–Pearson interval it errs on the wide side: in simulation it covered 96-99.5% at 95%, where a
+    percentile interval of uniform-prior posterior draws covered 94.6-95.9% (Jeffreys' draws slightly
+    less). Draws where the judge is no better than chance identify nothing and count as 0 for
+    the lower and 1 for the upper limit.
     """
     rng = np.random.default_rng(seed)
-    q = rng.beta(passes + 1.0, n - passes + 1.0, resamples)
-    sens = rng.beta(calib.tp + 1.0, calib.fn + 1.0, resamples)
-    spec = rng.beta(calib.tn + 1.0, calib.fp + 1.0, resamples)
-    draws = _rg(q, sens, spec)
-    undefined = np.isnan(draws)
-    draws[undefined] = np.arange(int(undefined.sum())) % 2
     alpha = 1.0 - confidence
-    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    return (float(lo), float(hi))
+    limits = []
+    for upper in (False, True):
+        q = _cp_draws(rng, passes, n, upper, resamples)
+        sens = _cp_draws(rng, calib.tp, calib.positives, not upper, resamples)
+        spec = _cp_draws(rng, calib.tn, calib.negatives, upper, resamples)
+        draws = np.nan_to_num(_rg(q, sens, spec), nan=1.0 if upper else 0.0)
+        limits.append(float(np.quantile(draws, 1 - alpha / 2 if upper else alpha / 2)))
+    return (limits[0], limits[1])
 
 
-def _wald(p: float, q: float, n: float, sens: float, n_pos: float, spec: float, n_neg: float, z: float,
-          shift: float = 0.0) -> Interval:
+def _wald(
+    p: float,
+    q: float,
+    n: float,
+    sens: float,
+    n_pos: float,
+    spec: float,
+    n_neg: float,
+    z: float,
+    shift: float = 0.0,
+) -> Interval:
     youden = sens + spec - 1.0
     var = q * (1 - q) / n + p * p * sens * (1 - sens) / n_pos + (1 - p) ** 2 * spec * (1 - spec) / n_neg
     half = z * math.sqrt(var) / abs(youden)
@@ -141,14 +167,15 @@ def corrected_pass_rate(
     The judge's error comes from ``calib`` (or its four counts ``tp``, ``fn``, ``tn``, ``fp``). The
     interval's ``method``:
 
-    * ``bootstrap`` (default): percentile interval of the Rogan–Gladen estimate over ``resamples``
-      parametric draws, each of the three rates from ``Beta(k + 1, n - k + 1)``; seeded.
-    * ``lang_reiczigel``: Lang & Reiczigel's (2014) closed-form adjusted Wald interval; as good a
-      coverage, often slightly narrower, no randomness.
-    * ``delta``: plain delta-method Wald interval; fine mid-range, under-covers near 0 and 1.
+    * ``bootstrap`` (default): ``resamples`` parametric draws of the three rates from their exact
+      (Clopper–Pearson) confidence distributions, pushed through Rogan–Gladen; seeded. Conservative.
+    * ``lang_reiczigel``: Lang & Reiczigel's (2014) closed-form adjusted Wald interval: pseudo-counts,
+      a delta-method variance and a shift of the centre; about nominal coverage, ~7% narrower.
+    * ``delta``: plain delta-method Wald interval; about nominal mid-range, under-covers near 0 and 1.
 
-    In simulation (n=400, 40-200 calibration items, sens/spec 0.7-0.95, true rates 0.05-0.95) the
-    bootstrap and Lang–Reiczigel 95% intervals covered the true rate 95-98% of the time.
+    Simulated coverage of the 95% intervals (runs of n=400, calibration sets of 40-200 items,
+    sensitivity and specificity 0.7-0.99, true rates 0.02-0.95; 6,000-10,000 runs per setting):
+    bootstrap 96-99.5%, Lang–Reiczigel 95-98%, delta 90% (true rate 0.95) to 98%.
     """
     if calib is None:
         counts = (tp, fp, fn, tn)
@@ -162,13 +189,23 @@ def corrected_pass_rate(
     if method not in ("bootstrap", "lang_reiczigel", "delta"):
         raise ValueError(f"method must be 'bootstrap', 'lang_reiczigel' or 'delta', got {method!r}")
     _z(confidence)  # validates confidence
+    if method == "bootstrap" and resamples < 1:
+        raise ValueError(f"resamples must be positive, got {resamples}")
 
     raw = passes / n if n else math.nan
     sens, spec = calib.sensitivity, calib.specificity
 
     def unusable(reason: str) -> CorrectedRate:
         return CorrectedRate(
-            raw, wilson_interval(passes, n, confidence), math.nan, None, sens, spec, False, reason, method,
+            raw,
+            wilson_interval(passes, n, confidence),
+            math.nan,
+            None,
+            sens,
+            spec,
+            False,
+            reason,
+            method,
             confidence,
         )
 

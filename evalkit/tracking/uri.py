@@ -142,7 +142,8 @@ def bounded_http() -> Iterator[None]:
 
 
 def client(uri: str) -> MlflowClient:
-    """An MlflowClient on ``uri`` (imports mlflow: ~2 s the first time; creating a SQLite store ~6 s once)."""
+    """An MlflowClient on ``uri`` (imports mlflow: ~2 s the first time; creating a SQLite store ~6 s once per
+    machine and MLflow version: later workspaces start from a copy, see :mod:`evalkit.tracking.template_db`)."""
     for name in ("mlflow.store.db.utils", "alembic.runtime.migration", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
@@ -152,8 +153,13 @@ def client(uri: str) -> MlflowClient:
         if db is None or _created(db):
             return MlflowClient(tracking_uri=uri)
         with _creation_lock(db):  # two processes creating one embedded store race on its migrations
+            from evalkit.tracking import template_db
+
+            seeded = template_db.seed(db, artifact_root(uri))  # a copy of the first workspace's fresh store
             c = MlflowClient(tracking_uri=uri)
-            c.search_experiments(max_results=1)  # creates and migrates the database, under the lock
+            c.search_experiments(max_results=1)  # creates and migrates the database (if not seeded), under the lock
+            if not seeded:
+                template_db.keep(db)
             return c
     except TrackingError:
         raise
