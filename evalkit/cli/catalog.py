@@ -6,7 +6,9 @@ import inspect
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
+from evalkit.cli.align_cmd import align
 from evalkit.cli.common import JsonOpt, console, print_json
 
 _SKIP = {"self", "args", "kwargs", "params"}
@@ -62,31 +64,70 @@ def scorers(json_out: JsonOpt = False) -> None:
     console().print(t)
 
 
-def judges(
+class _JudgesGroup(TyperGroup):
+    """``evalkit judges``: with no subcommand it lists; a first word that is no subcommand (``evalkit judges
+    correctness``) is the judge to show, as before ``judges`` had subcommands."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        if first is not None and first not in self.commands:
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+judges_app = typer.Typer(cls=_JudgesGroup, invoke_without_command=True, no_args_is_help=False,
+                         subcommand_metavar="[NAME | align JUDGE ...]",
+                         add_completion=False, rich_markup_mode=None)
+
+
+@judges_app.callback()
+def judges(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    """List the built-in LLM judges with their versions, verdict shape, threshold and default model.
+
+    `evalkit judges NAME` shows one judge (a built-in name, name@version or a judge .yaml path) in full;
+    `evalkit judges align JUDGE ...` learns a version that agrees better with human labels.
+    """
+    if ctx.invoked_subcommand is None:
+        _list_judges(json_out)
+
+
+judges_app.command("align")(align)
+
+
+@judges_app.command("show", hidden=True)
+def show_judge(
+    name: Annotated[str, typer.Argument(help="A built-in name, name@version or a judge .yaml path.",
+                                        show_default=False)],
     json_out: JsonOpt = False,
-    name: Annotated[str | None, typer.Argument(help="Show one judge (a built-in name or a judge .yaml path) in full.")] = None,
 ) -> None:
-    """List the built-in LLM judges with their versions, verdict shape, threshold and default model."""
+    """Show one judge in full: its fields, prompt SHA-256, source file and rubric."""
+    _show_judge(name, json_out)
+
+
+def _show_judge(name: str, json_out: bool) -> None:
     from evalkit.errors import UserError
     from evalkit.judging.loader import builtin_names, find_judge
 
-    if name is not None:
-        jd = find_judge(name)
-        if jd is None:
-            raise UserError(f"unknown judge '{name}' (built-in judges: {', '.join(builtin_names())})")
-        data = {**jd.model_dump(mode="json"), "ref": jd.ref, "prompt_sha256": jd.prompt_sha256, "source": jd.source}
-        if json_out:
-            print_json(data)
-        else:
-            from evalkit.safe_text import terminal as escape
-            from evalkit.safe_text import visible
+    jd = find_judge(name)
+    if jd is None:
+        raise UserError(f"unknown judge '{name}' (built-in judges: {', '.join(builtin_names())})")
+    data = {**jd.model_dump(mode="json"), "ref": jd.ref, "prompt_sha256": jd.prompt_sha256, "source": jd.source}
+    if json_out:
+        print_json(data)
+    else:
+        from evalkit.safe_text import terminal as escape
+        from evalkit.safe_text import visible
 
-            con = console()
-            con.print(f"[bold]{escape(jd.ref)}[/bold] — {escape(jd.description)}")
-            for key in ("output", "threshold", "model", "requires", "params", "prompt_sha256", "source"):
-                con.print(f"  {key}: {escape(str(data.get(key)))}")
-            con.print(visible(jd.prompt), markup=False, highlight=False)
-        return
+        con = console()
+        con.print(f"[bold]{escape(jd.ref)}[/bold] — {escape(jd.description)}")
+        for key in ("output", "threshold", "model", "requires", "params", "prompt_sha256", "source"):
+            con.print(f"  {key}: {escape(str(data.get(key)))}")
+        con.print(visible(jd.prompt), markup=False, highlight=False)
+
+
+def _list_judges(json_out: bool) -> None:
+    from evalkit.judging.loader import builtin_names, find_judge
+
     rows: list[dict[str, Any]] = []
     for n in builtin_names():
         jd = find_judge(n)
@@ -113,4 +154,4 @@ def judges(
 def register(app: typer.Typer) -> None:
     """Mount the catalogue commands on the root app."""
     app.command("scorers")(scorers)
-    app.command("judges")(judges)
+    app.add_typer(judges_app, name="judges")

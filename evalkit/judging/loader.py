@@ -90,7 +90,10 @@ def _load_cached(path: str, mtime: float) -> JudgeDef:
 
 
 def find_judge(name_or_path: str, base_dir: Path | None = None) -> JudgeDef | None:
-    """A built-in judge by name, or a judge file by path (``.yaml``/``.yml``); None when neither exists."""
+    """A built-in judge by name, a judge file by path (``.yaml``/``.yml``), or ``name@version``: the
+    built-in when its version matches, else the judge file of that name and version in ``judges/``
+    under ``base_dir`` or the current directory (where ``evalkit judges align`` writes aligned
+    versions). None when none exists."""
     if name_or_path.endswith((".yaml", ".yml")):
         p = Path(name_or_path)
         if not p.is_absolute() and base_dir is not None and (base_dir / p).exists():
@@ -98,7 +101,36 @@ def find_judge(name_or_path: str, base_dir: Path | None = None) -> JudgeDef | No
         if not p.exists():
             return None
         return _load_cached(str(p.resolve()), p.stat().st_mtime)
-    path = _builtin_index().get(name_or_path)
-    if path is None:
-        return None
-    return _load_cached(str(path), path.stat().st_mtime)
+    name, at, version = name_or_path.partition("@")
+    path = _builtin_index().get(name)
+    if not at:
+        return None if path is None else _load_cached(str(path), path.stat().st_mtime)
+    if path is not None:
+        builtin = _load_cached(str(path), path.stat().st_mtime)
+        if builtin.version == version:
+            return builtin
+    return _local_version(name, version, base_dir)
+
+
+def local_judge_files(base_dir: Path | None = None) -> list[Path]:
+    """The judge files in ``judges/`` under ``base_dir`` and the current directory (not the built-ins)."""
+    builtin = builtin_dir()
+    seen: dict[Path, None] = {}
+    for root in dict.fromkeys([*([base_dir] if base_dir is not None else []), Path.cwd()]):
+        d = (root / "judges").resolve()
+        if not d.is_dir() or (builtin is not None and d == builtin.resolve()):
+            continue
+        for f in sorted([*d.glob("*.yaml"), *d.glob("*.yml")]):
+            seen.setdefault(f, None)
+    return list(seen)
+
+
+def _local_version(name: str, version: str, base_dir: Path | None) -> JudgeDef | None:
+    for f in local_judge_files(base_dir):
+        try:
+            jd = _load_cached(str(f), f.stat().st_mtime)
+        except (UserError, OSError):
+            continue  # a broken file elsewhere in judges/ does not hide the one asked for
+        if jd.name == name and jd.version == version:
+            return jd
+    return None
