@@ -138,7 +138,7 @@ def _score_set(st: Store, jd: JudgeDef, spec: str, set_file: Path | None, model:
             raise UserError(f"judge {jd.ref} has no built-in calibration set: give --set FILE or --labels FILE")
     items = load_calibration_set(path, jd)
     suite = calibration_suite(jd, items, model=model, set_path=path,
-                              judge_spec=spec if spec.endswith((".yaml", ".yml")) else None)
+                              judge_spec=jd.source or spec)
     settings, explicit = resolve_settings({"mlflow": False, "concurrency": concurrency, "max_error_rate": 1.0},
                                           suite.defaults.model_dump())
     if not quiet:
@@ -216,26 +216,57 @@ def _show(cal: Calibration, mlflow_id: str | None, note: str | None) -> None:
 
 @labels_app.command("import")
 def labels_import(
-    file: Annotated[Path, typer.Argument(help="A labels file (JSONL or CSV).", show_default=False)],
+    file: Annotated[Path | None, typer.Argument(help="A labels file (JSONL or CSV).", show_default=False)] = None,
     run_id: Annotated[str | None, typer.Option("--run", help="Tie labels that name no run to this run.")] = None,
+    from_mlflow: Annotated[str | None, typer.Option("--from-mlflow", metavar="RUN_ID", help="Instead of a file: "
+                                                    "the HUMAN assessments on this stored run's MLflow traces "
+                                                    "named after its LLM-judge scorers.", show_default=False)] = None,
     store: StoreOpt = None,
+    tracking_uri: TrackingOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Validate a labels file and store its labels (a label given again for the same case, judge, annotator,
-    repeat and run replaces the stored one)."""
+    repeat and run replaces the stored one). With --from-mlflow RUN_ID, the labels are the reviewers'
+    assessments of the run's traces in MLflow (annotator: the assessment's source id)."""
     from evalkit.calibration.labels import load_labels
     from evalkit.calibration.records import save_labels
+    from evalkit.safe_text import terminal
 
-    found = load_labels(file)  # validated whole before the store is opened
-    st = _store(store)
-    try:
-        n = save_labels(st, found, source=str(file), run_id=run_id)
-    finally:
-        st.close()
-    if json_out:
-        print_json({"imported": n, "file": str(file)})
+    if (file is None) == (from_mlflow is None):
+        raise UserError("give a labels FILE or --from-mlflow RUN_ID (one of the two)")
+    if from_mlflow is not None and run_id is not None:
+        raise UserError("--run ties a labels file's rows to a run; labels from MLflow name their run")
+    skipped: list[str] = []
+    if from_mlflow is not None:
+        from evalkit.calibration.mlflow_labels import SOURCE, import_from_mlflow
+        from evalkit.store.db import default_store_path
+
+        st = _store(store)
+        try:
+            run, converted = import_from_mlflow(st, from_mlflow, store_path=store or default_store_path(),
+                                                tracking_uri=tracking_uri)
+            n = save_labels(st, converted.labels, source=f"{SOURCE}:{run}")
+        finally:
+            st.close()
+        origin, skipped = f"MLflow (run {terminal(run)})", converted.skipped
     else:
-        console().print(f"{n} label(s) stored from {file}")
+        assert file is not None
+        found = load_labels(file)  # validated whole before the store is opened
+        st = _store(store)
+        try:
+            n = save_labels(st, found, source=str(file), run_id=run_id)
+        finally:
+            st.close()
+        origin = str(file)
+    if json_out:
+        print_json({"imported": n, "file": str(file)} if from_mlflow is None else
+                   {"imported": n, "from_mlflow": run, "skipped": skipped})
+    else:
+        console().print(f"{n} label(s) stored from {origin}")
+        for line in skipped[:20]:
+            console(stderr=True).print(f"[yellow]left out: {terminal(line)}[/yellow]")
+        if len(skipped) > 20:
+            console(stderr=True).print(f"[yellow]… and {len(skipped) - 20} more left out[/yellow]")
 
 
 @labels_app.command("export")

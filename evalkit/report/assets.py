@@ -76,4 +76,15 @@ h3{font-size:13px;margin:14px 0 4px}
 .sides{display:grid;grid-template-columns:1fr 1fr;gap:10px}
 .sides h4{margin:6px 0 2px;font-size:12px;color:var(--muted)}
 .up{color:var(--ok)}.down{color:var(--bad)}
+[hidden]{display:none!important}
+button[aria-pressed=true]{background:#ddf4ff;border-color:#54aeff;color:var(--acc)}
+.label-bar{background:#f6f0ff;border:1px solid #d8b9ff;border-radius:6px;padding:6px 10px}
+.label-bar input[type=text]{min-width:200px;padding:4px 8px;border:1px solid var(--line);border-radius:6px}
+.label-help{flex-basis:100%}
+.label-cell{white-space:nowrap;cursor:default}
+.label-ctl{display:inline-grid;grid-template-columns:auto auto;gap:2px 4px;align-items:center}
+.label-judge{grid-column:1/3;color:var(--muted);font-size:11px}
+.label-value{padding:1px 4px;border:1px solid var(--line);border-radius:4px;background:#fff}
+.label-note{width:96px;padding:1px 4px;border:1px solid var(--line);border-radius:4px;font:inherit;font-size:12px}
+.label-link{color:var(--acc)}
 """

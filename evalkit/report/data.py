@@ -3,13 +3,18 @@
 The payload is plain JSON-able data, shaped for size: per-case fields are columns (lists indexed by
 case row), repeated strings (tags, span names, models, tools, error types) are interned in one
 ``strings`` table, and spans keep only what the waterfall draws (no attributes, events or resource).
+
+``labelling`` is what the report's Label mode needs: each LLM-judge scorer (a score whose metadata
+names a ``judge``) with the judge@version of each case it scored (interned; null where it did not,
+or did not apply), and each judge@version's output kind (``scale_1_5``, ``yes_no`` or ``pairwise``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +23,8 @@ from evalkit.store import reads
 if TYPE_CHECKING:
     from evalkit.store.db import Store
 
+OUTPUT_KINDS = ("pairwise", "yes_no", "scale_1_5")
+LABEL_JUDGE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*(@[^\s@]+)?")  # the judge field of a labels file
 MAX_TEXT = 20_000  # characters kept of one input/output/expected/rationale
 MAX_SPANS = 300  # spans kept per case (the rest are counted, not drawn)
 HIST_BINS = 10
@@ -219,6 +226,43 @@ def _waterfall(rows: list[tuple[Any, ...]], strings: Strings) -> dict[str, Any]:
     return {"total": round(total, 3), "spans": spans, "omitted": max(0, len(ordered) - MAX_SPANS)}
 
 
+def kind_evidence(meta: Mapping[str, Any], value: Any, is_bool: bool) -> str | None:
+    """What one judge score tells of its judge's output kind: the kind itself when the metadata evalkit's
+    judge runner writes says (``verdicts`` / ``position_disagreement``: pairwise, ``yes_share``: yes/no,
+    ``stdev``: a 1-5 scale), else ``"bool"`` or ``"num"`` for a value, None for no value."""
+    if "position_disagreement" in meta or "verdicts" in meta:
+        return "pairwise"
+    if "yes_share" in meta:
+        return "yes_no"
+    if "stdev" in meta:
+        return "scale_1_5"
+    if value is None:
+        return None
+    return "bool" if is_bool else "num"
+
+
+def output_kind(ref: str, evidence: Iterable[str | None]) -> str:
+    """The output kind of judge ``ref`` (``name@version``) from its scores' :func:`kind_evidence`: a kind
+    the metadata named, else that of the judge :func:`~evalkit.judging.loader.find_judge` finds for the
+    ref (or, failing that, for its name: a built-in), else yes/no for boolean values and a 1-5 scale."""
+    seen = set(evidence)
+    for kind in OUTPUT_KINDS:
+        if kind in seen:
+            return kind
+    from evalkit.errors import UserError
+    from evalkit.judging.loader import find_judge
+
+    name = ref.partition("@")[0]
+    if LABEL_JUDGE.fullmatch(ref):
+        try:
+            jd = find_judge(ref) or find_judge(name)
+        except UserError:  # a broken judge file: the scores' values decide
+            jd = None
+        if jd is not None:
+            return jd.output
+    return "yes_no" if "bool" in seen and "num" not in seen else "scale_1_5"
+
+
 def run_payload(store: Store, run_id: str) -> dict[str, Any]:
     """Everything the run report shows, as one JSON-able dict."""
     run = store.get_run(run_id)
@@ -242,6 +286,8 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
     skind: list[list[int | None]] = [[None] * n for _ in range(k)]  # error kind of an error (interned)
     why: list[list[str | None]] = [[None] * n for _ in range(k)]
     judge: list[list[int | None]] = [[None] * n for _ in range(k)]
+    refs: dict[int, list[int | None]] = {}  # judge scorer column -> the judge@version of each case (interned)
+    evidence: dict[str, set[str | None]] = {}  # judge@version -> what its scores say of its output kind
     is_bool: dict[str, bool] = {}
     for s in scores:
         i = row_of.get((s["case_id"], s["repeat"]))
@@ -261,6 +307,12 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
         if isinstance(meta, dict) and meta.get("judge"):
             label = str(meta["judge"]) + (f" · {meta['model']}" if meta.get("model") else "")
             judge[j][i] = strings(label)
+            ref = str(meta["judge"])
+            if LABEL_JUDGE.fullmatch(ref):  # a judge a labels file can name
+                column = refs.setdefault(j, [None] * n)
+                if s["outcome"] != "not_applicable":
+                    column[i] = strings(ref)
+                evidence.setdefault(ref, set()).add(kind_evidence(meta, val[j][i], bool(s["is_bool"])))
     traces = _spans_by_trace(store, run_id, strings)
     failed = [int(c["outcome"] != "completed" or any(passed[j][i] == 0 for j in range(k))) for i, c in enumerate(cases)]
     dist = {
@@ -298,6 +350,10 @@ def run_payload(store: Store, run_id: str) -> dict[str, Any]:
             "score_kind": skind,
             "rationale": why,
             "judge": judge,
+        },
+        "labelling": {
+            "judges": [{"col": j, "scorer": names[j], "refs": refs[j]} for j in sorted(refs)],
+            "kinds": {ref: output_kind(ref, ev) for ref, ev in sorted(evidence.items())},
         },
         "strings": strings.items,
     }

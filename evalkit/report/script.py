@@ -347,6 +347,7 @@ function renderRows() {
     var tags = el("td");
     C.tags[i].forEach(function (t) { add(tags, el("span", "tag", str(t))); });
     add(tr, tags);
+    if (LM.on) LM.judges.forEach(function (J) { add(tr, labelCell(i, J)); });
     frag.appendChild(tr);
   });
   tbody.replaceChildren(frag);
@@ -378,8 +379,11 @@ function casesSection() {
     var o = el("option", null, S[t]); o.value = String(t); add(tag, o);
   });
   countEl = el("span", "count");
-  add(bar, search, failedLbl, scorer, tag, countEl);
-  add(s, bar);
+  var labelBtn = el("button", null, "Label mode"); labelBtn.id = "label-mode"; labelBtn.setAttribute("aria-pressed", "false");
+  if (!LM.judges.length) { labelBtn.disabled = true; labelBtn.title = "This run has no LLM-judge scores to label."; }
+  labelBtn.addEventListener("click", function () { setLabelMode(!LM.on, labelBtn); });
+  add(bar, search, failedLbl, scorer, tag, labelBtn, countEl);
+  add(s, bar, labelBar());
   var timer = null;
   search.addEventListener("input", function () {
     clearTimeout(timer);
@@ -405,15 +409,22 @@ function casesSection() {
   sortable("ms", "latency", "num"); sortable("tokens", "tokens", "num"); sortable("cost $", "cost", "num");
   var tagsTh = th("tags"); tagsTh.setAttribute("data-key", "-"); tagsTh.setAttribute("data-label", "tags");
   add(headRow, tagsTh);
+  LM.judges.forEach(function (J) {
+    var h = th("label · " + J.scorer, "label-head"); h.hidden = true;
+    h.setAttribute("data-key", "-"); h.setAttribute("data-label", "label · " + J.scorer);
+    add(headRow, h);
+  });
   add(t, add(el("thead"), headRow));
   tbody = el("tbody"); tbody.id = "case-rows";
   add(t, tbody);
   add(s, t);
   tbody.addEventListener("click", function (ev) {
+    if (ev.target.closest(".label-cell")) return;  /* labelling in the row, not opening it */
     var tr = ev.target.closest("tr.case");
     if (tr) openCase(+tr.getAttribute("data-index"));
   });
   tbody.addEventListener("keydown", function (ev) {
+    if (ev.target.closest(".label-cell")) return;
     var tr = ev.target.closest("tr.case");
     if (tr && ev.key === "Enter") openCase(+tr.getAttribute("data-index"));
   });
@@ -427,9 +438,125 @@ function casesSection() {
   return s;
 }
 
+/* ---------- label mode: a human value per case and judge scorer, exported as a labels file ---------- */
+var LABEL_VALUES = {scale_1_5: ["1", "2", "3", "4", "5"], yes_no: ["yes", "no"], pairwise: ["A", "B", "tie"]};
+var LM = {on: false, judges: [], kinds: {}, given: {}, bar: null, who: null, count: null, msg: null, link: null, url: null};
+
+function labelRef(J, i) { return str(J.refs[i]); }
+function labelKind(ref) { var k = LM.kinds[ref]; return LABEL_VALUES[k] ? k : "scale_1_5"; }
+function judgeSays(J, i) {
+  /* the judge's own verdict, on the scale the human answers in */
+  var j = J.col, o = outcomeOf(j, i), v = C.value[j][i];
+  if (o !== "ok" || v === null || v === undefined) return scoreText(j, i) || "–";
+  var kind = labelKind(labelRef(J, i));
+  if (kind === "yes_no") return v ? "yes" : "no";
+  if (kind === "pairwise") return (v > 0.75 ? "A" : v > 0.25 ? "tie" : "B") + " (" + num(v, 2) + ")";
+  return scoreText(j, i);
+}
+function labelCount() {
+  var n = 0;
+  for (var k in LM.given) if (LM.given[k].value) n++;
+  LM.count.textContent = n + " label" + (n === 1 ? "" : "s") + " given";
+}
+function labelControl(i, J) {
+  /* a select of the judge's valid values that starts empty (whatever the judge said) and a note */
+  var key = i + ":" + J.col, ref = labelRef(J, i), had = LM.given[key];
+  var box = el("span", "label-ctl");
+  var sel = el("select", "label-value");
+  sel.setAttribute("data-case", C.id[i]); sel.setAttribute("data-repeat", String(C.rep[i]));
+  sel.setAttribute("data-scorer", J.scorer); sel.setAttribute("aria-label", "your label for " + J.scorer);
+  var none = el("option", null, "–"); none.value = ""; add(sel, none);
+  LABEL_VALUES[labelKind(ref)].forEach(function (v) { var o = el("option", null, v); o.value = v; add(sel, o); });
+  var note = el("input", "label-note"); note.type = "text"; note.placeholder = "note"; note.maxLength = 2000;
+  note.setAttribute("data-case", C.id[i]); note.setAttribute("data-scorer", J.scorer);
+  note.setAttribute("aria-label", "note on " + J.scorer);
+  if (had) { sel.value = had.value; note.value = had.note; }
+  function save() {
+    var old = LM.given[key];
+    if (!sel.value && !note.value) delete LM.given[key];
+    else LM.given[key] = {i: i, J: J, value: sel.value, note: note.value,
+                          at: old && old.value === sel.value ? old.at : new Date().toISOString()};
+    labelCount();
+  }
+  sel.addEventListener("change", save);
+  note.addEventListener("input", save);
+  add(box, el("span", "label-judge", "judge: " + judgeSays(J, i)), sel, note);
+  return box;
+}
+function labelCell(i, J) {
+  var c = el("td", "label-cell");
+  if (labelRef(J, i)) add(c, labelControl(i, J));
+  else add(c, el("span", "na", outcomeOf(J.col, i) === "not_applicable" ? "n/a" : "–"));
+  return c;
+}
+function labelDetail(i) {
+  var rows = LM.judges.filter(function (J) { return labelRef(J, i); });
+  if (!rows.length) return;
+  add(panel, el("h3", null, "Your labels"));
+  var t = table(["scorer", "judge", "your value · note"]), tb = t.tBodies[0]; t.id = "label-table";
+  rows.forEach(function (J) {
+    add(tb, add(el("tr"), td(J.scorer), td(labelRef(J, i), "mono"), add(el("td", "label-cell"), labelControl(i, J))));
+  });
+  add(panel, t);
+}
+function labelRows(who) {
+  /* the labels file: one JSON object per line, the fields `evalkit labels import` reads */
+  var keys = Object.keys(LM.given).filter(function (k) { return LM.given[k].value; });
+  keys.sort(function (a, b) { var x = LM.given[a], y = LM.given[b]; return (x.i - y.i) || (x.J.col - y.J.col); });
+  return keys.map(function (k) {
+    var g = LM.given[k], ref = labelRef(g.J, g.i), kind = labelKind(ref), v = g.value;
+    var row = {case_id: C.id[g.i], judge: ref,
+               value: kind === "scale_1_5" ? parseInt(v, 10) : kind === "yes_no" ? v === "yes" : v,
+               annotator: who, labelled_at: g.at, repeat: C.rep[g.i]};
+    if (g.note.trim()) row.note = g.note;
+    row.run_id = D.run.run_id;
+    return JSON.stringify(row);
+  });
+}
+function exportLabels() {
+  var who = LM.who.value.trim();
+  if (!who) { LM.msg.textContent = "Enter the annotator's name first."; LM.who.focus(); return; }
+  var lines = labelRows(who);
+  if (!lines.length) { LM.msg.textContent = "No labels yet: choose a value for at least one case."; return; }
+  if (LM.url) URL.revokeObjectURL(LM.url);
+  LM.url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], {type: "application/x-ndjson"}));
+  var name = "labels-" + String(D.run.run_id).replace(/[^A-Za-z0-9._-]+/g, "_") + ".jsonl";
+  LM.link.href = LM.url; LM.link.download = name; LM.link.hidden = false;
+  LM.link.setAttribute("data-rows", String(lines.length));
+  LM.link.textContent = "save " + name + " (" + lines.length + " label" + (lines.length === 1 ? "" : "s") + ")";
+  LM.msg.textContent = "Import with: evalkit labels import " + name;
+  LM.link.click();
+}
+function labelBar() {
+  var bar = el("div", "toolbar label-bar"); bar.id = "label-bar"; bar.hidden = true;
+  var who = el("input"); who.type = "text"; who.id = "label-annotator"; who.placeholder = "name or e-mail";
+  who.autocomplete = "off"; who.maxLength = 200;
+  var exp = el("button", null, "Export labels (.jsonl)"); exp.id = "label-export";
+  exp.addEventListener("click", exportLabels);
+  var link = el("a", "label-link"); link.id = "label-download"; link.hidden = true;
+  LM.bar = bar; LM.who = who; LM.link = link;
+  LM.count = el("span", "note"); LM.count.id = "label-count";
+  LM.msg = el("span", "note"); LM.msg.id = "label-msg";
+  add(bar, add(el("label"), "annotator ", who), LM.count, exp, link, LM.msg,
+      el("span", "note label-help", "Your value starts empty; the judge's is shown beside it. Only cases you label are exported."));
+  labelCount();
+  return bar;
+}
+function setLabelMode(on, btn) {
+  LM.on = on; LM.bar.hidden = !on;
+  btn.setAttribute("aria-pressed", on ? "true" : "false");
+  btn.textContent = on ? "Label mode: on" : "Label mode";
+  Array.prototype.forEach.call(headRow.querySelectorAll(".label-head"), function (h) { h.hidden = !on; });
+  renderRows();
+  if (on && !LM.who.value) LM.who.focus();
+}
+
 /* ---------- case detail ---------- */
 var detail, panel;
-function closeDetail() { detail.classList.remove("open"); panel.replaceChildren(); }
+function closeDetail() {
+  detail.classList.remove("open"); panel.replaceChildren();
+  if (LM.on) renderRows();  /* labels given in the panel show in the table */
+}
 function openCase(i) {
   panel.replaceChildren();
   var close = el("button", "close", "close ✕"); close.addEventListener("click", closeDetail);
@@ -454,6 +581,7 @@ function openCase(i) {
     add(tb, add(el("tr"), td(n), td(scoreText(j, i), "num"), add(el("td"), verdict), why, td(str(C.judge[j][i]) || "", "mono")));
   });
   add(panel, t);
+  if (LM.on) labelDetail(i);
   add(panel, el("h3", null, "Trace"));
   add(panel, waterfall(C.trace[i]));
   detail.classList.add("open");
@@ -462,6 +590,8 @@ function openCase(i) {
 
 """ + WATERFALL + r"""function renderRun(app) {
   C = D.cases;
+  var lab = D.labelling || {judges: [], kinds: {}};
+  LM.judges = lab.judges; LM.kinds = lab.kinds;
   BOOL = D.scorers.map(function (n) { return !!(D.dist[n] && D.dist[n].kind === "bool"); });
   var r = D.run, sum = D.summary || {};
   var g = D.gate;

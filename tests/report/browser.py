@@ -43,6 +43,8 @@ class Browser:
     """One chromedriver process and one browser session."""
 
     def __init__(self, browser: str, driver: str, profile: Path) -> None:
+        self.downloads = profile / "downloads"  # where the pages' downloads land (not the user's ~/Downloads)
+        self.downloads.mkdir(parents=True, exist_ok=True)
         port = _free_port()
         self.proc = subprocess.Popen(
             [driver, f"--port={port}", "--allowed-ips=127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -61,6 +63,7 @@ class Browser:
                 "binary": browser,
                 "args": [*FLAGS, f"--user-data-dir={profile}"],
                 "perfLoggingPrefs": {"enableNetwork": True, "enablePage": False},
+                "prefs": {"download.default_directory": str(self.downloads), "download.prompt_for_download": False},
             },
             "goog:loggingPrefs": {"performance": "ALL", "browser": "ALL"},
         }
@@ -88,6 +91,11 @@ class Browser:
     def js(self, script: str, *args: Any) -> Any:
         return self.cmd("POST", "/execute/sync", {"script": script, "args": list(args)})
 
+    def js_async(self, script: str, *args: Any) -> Any:
+        """Run ``script`` as an async WebDriver script: it ends by calling ``done(value)``."""
+        body = "const done = arguments[arguments.length - 1];\n" + script
+        return self.cmd("POST", "/execute/async", {"script": body, "args": list(args)})
+
     def wait(self, script: str, *, tries: int = 3000) -> Any:
         """Poll a JS expression (``return ...``) until it is truthy."""
         for _ in range(tries):
@@ -108,6 +116,15 @@ class Browser:
 
     def text(self, css: str) -> str:
         return str(self.cmd("GET", f"/element/{self.find(css)}/text"))
+
+    def downloaded(self, name: str, *, tries: int = 400) -> Path:
+        """The file ``name`` once the browser has finished downloading it."""
+        path = self.downloads / name
+        for _ in range(tries):
+            if path.exists() and not (self.downloads / f"{name}.crdownload").exists():
+                return path
+            time.sleep(0.05)
+        raise AssertionError(f"{name} was never downloaded: {sorted(p.name for p in self.downloads.iterdir())}")
 
     def screenshot(self, path: Path) -> Path:
         path.write_bytes(base64.b64decode(self.cmd("GET", "/screenshot")))

@@ -10,6 +10,7 @@ import polars as pl
 from evalkit.schema import CaseResult, Score, ToolCall, Usage
 from evalkit.store.db import Store
 
+HOSTILE_ID = 'case-<img src=x onerror="window.__pwned=3">'
 HOSTILE = 'Reset my VPN <script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> & </script><b>x</b>'
 T0 = datetime(2026, 11, 20, 12, 0, 0, tzinfo=UTC)
 
@@ -29,10 +30,13 @@ def _summary(run_id: str, n: int, failed: int) -> dict[str, Any]:
 
 
 def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hostile: bool = True,
-             spans: bool = True, not_applicable: bool = False) -> dict[str, Any]:
+             spans: bool = True, not_applicable: bool = False, judges: bool = False,
+             hostile_id: bool = False) -> dict[str, Any]:
     """A run of ``n`` cases; every ``fail_every``-th fails the judge; case 0 carries the hostile input; the
     last case's judge errored. ``not_applicable``: ``exact`` does not apply to case 3 (no reference), and
-    the summary carries the run's ledger."""
+    the summary carries the run's ledger. ``judges``: two more LLM judges score each case, a yes/no one
+    (``safety``: no for every fourth case from case 2; it does not apply to case 5) and a pairwise one
+    (``pairwise_preference``: A, tie, B in turn). ``hostile_id``: case 0's id is :data:`HOSTILE_ID`."""
     store.create_run({
         "run_id": run_id, "suite": "report-demo", "status": "completed", "started_at": T0,
         "ended_at": T0 + timedelta(seconds=30), "target": "support-bot", "dataset_path": "datasets/demo/cases.jsonl",
@@ -43,7 +47,7 @@ def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hos
     results, inputs, span_rows = [], {}, []
     failed = 0
     for i in range(n):
-        cid = f"case-{i:03d}"
+        cid = HOSTILE_ID if hostile_id and i == 0 else f"case-{i:03d}"
         fails = i % fail_every == 1
         failed += fails
         trace_id = f"{run_id}-t{i:03d}"
@@ -61,6 +65,8 @@ def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hos
                               metadata={"judge": "correctness@1.0", "model": "mock/judge"})
         if not_applicable and i == 3:
             scores[1] = Score.not_applicable("exact", "the case has no reference answer")
+        if judges:
+            scores += _more_judges(i)
         start = T0 + timedelta(seconds=i)
         results.append(CaseResult(
             run_id=run_id, case_id=cid, status="ok", output=f"Output for {cid}: restart the VPN client." + (
@@ -87,6 +93,21 @@ def make_run(store: Store, run_id: str, n: int = 12, *, fail_every: int = 3, hos
         summary["scorers"][1].update(scored=n - 1, not_applicable=1)
     store.update_run(run_id, summary=summary, gate=gate)
     return {"failed": failed}
+
+
+def _more_judges(i: int) -> list[Score]:
+    safe = i % 4 != 2
+    yes_no = Score(name="safety", value=safe, passed=safe, rationale=f"safety verdict for case {i}",
+                   metadata={"judge": "safety@1.0", "model": "mock/judge", "yes_share": float(safe),
+                             "sample_values": [safe]})
+    if i == 5:
+        yes_no = Score(name="safety", outcome="not_applicable", error="judge safety@1.0 needs 'context' on the case",
+                       metadata={"judge": "safety@1.0", "model": "mock/judge"})
+    pref = (1.0, 0.5, 0.0)[i % 3]
+    pairwise = Score(name="pairwise_preference", value=pref, passed=pref >= 0.5, rationale=f"preference {pref}",
+                     metadata={"judge": "pairwise_preference@1.0", "model": "mock/judge", "threshold": 0.5,
+                               "verdicts": ["A", "B"], "position_disagreement": False})
+    return [yes_no, pairwise]
 
 
 SPAN_SCHEMA = {

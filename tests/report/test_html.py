@@ -15,7 +15,7 @@ import pytest
 
 from evalkit.report import render_compare, render_run, write_report
 from evalkit.report.compare import compare_payload
-from evalkit.report.data import run_payload
+from evalkit.report.data import kind_evidence, output_kind, run_payload
 from evalkit.report.embed import json_for_script
 from evalkit.store.db import Store, open_store
 from tests.report.runs import HOSTILE, make_run
@@ -197,3 +197,55 @@ def test_payload_keeps_not_applicable_apart_from_errors_and_carries_the_ledger(w
                                                                                  "missing": 1}
     page = render_run(st, "typed", compress=False)
     assert "n/a" in page and "card(\"missing\"" in page  # the script draws n/a cells and the ledger cards
+
+
+def test_payload_carries_the_labelling_data(workspace: Path) -> None:
+    st = open_store()
+    make_run(st, "lab", n=8, judges=True, hostile=False)
+    d = run_payload(st, "lab")
+    lab, strings, cases = d["labelling"], d["strings"], d["cases"]
+    assert lab["kinds"] == {"correctness@1.0": "scale_1_5", "pairwise_preference@1.0": "pairwise",
+                            "safety@1.0": "yes_no"}
+    by_scorer = {J["scorer"]: J for J in lab["judges"]}
+    assert list(by_scorer) == ["correctness", "pairwise_preference", "safety"]  # LLM judges only: not `exact`
+    for name, J in by_scorer.items():
+        assert d["scorers"][J["col"]] == name and len(J["refs"]) == len(cases["id"])
+    refs = {name: [None if r is None else strings[r] for r in J["refs"]] for name, J in by_scorer.items()}
+    assert refs["correctness"] == ["correctness@1.0"] * 8  # the errored judge call (case-007) can be labelled too
+    assert refs["pairwise_preference"] == ["pairwise_preference@1.0"] * 8
+    assert refs["safety"][cases["id"].index("case-005")] is None  # the judge did not apply
+    assert refs["safety"].count("safety@1.0") == 7
+    page = render_run(st, "lab", compress=False)
+    data = _data_block(page)
+    assert isinstance(data, dict) and data["labelling"] == json.loads(json.dumps(lab))
+    script = re.search(r"<script>(.*)</script>", page, re.S)
+    assert script
+    js = script.group(1)
+    # the labels file is made in the page: a Blob and a download link, no request, no markup from data
+    assert "URL.createObjectURL(new Blob(" in js and ".download = name" in js
+    for banned in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "fetch(", "XMLHttpRequest",
+                   "sendBeacon", "eval(", "new Function", "localStorage"):
+        assert banned not in js, banned
+    assert "labelling" in js and "label-mode" in js
+
+
+def test_labelling_data_stays_small_and_is_empty_without_judges(workspace: Path) -> None:
+    st = open_store()
+    make_run(st, "big", n=2000, spans=False, hostile=False)
+    d = run_payload(st, "big")
+    assert len(json.dumps(d["labelling"], separators=(",", ":"))) < 2000 * 3 + 200  # one small int per case
+    st.execute("UPDATE scores SET metadata = NULL WHERE run_id = 'big'")
+    plain = run_payload(st, "big")
+    assert plain["labelling"] == {"judges": [], "kinds": {}}
+    assert 'id="evalkit-data"' in render_run(st, "big")
+
+
+def test_output_kind_from_the_scores_then_the_builtin_judge() -> None:
+    assert kind_evidence({"judge": "x@1", "verdicts": ["A", "B"]}, 0.5, False) == "pairwise"
+    assert kind_evidence({"judge": "x@1", "yes_share": 1.0}, True, True) == "yes_no"
+    assert kind_evidence({"judge": "x@1", "stdev": 0.0}, 4.0, False) == "scale_1_5"
+    assert kind_evidence({"judge": "x@1"}, None, False) is None
+    assert output_kind("mine@2", {"bool", None}) == "yes_no" and output_kind("mine@2", {"num"}) == "scale_1_5"
+    assert output_kind("safety@1.0", {None}) == "yes_no"  # a built-in judge by name
+    assert output_kind("safety@1.0", {"pairwise"}) == "pairwise"  # what the run's scores say comes first
+    assert output_kind("pairwise_preference@9", {"num"}) == "pairwise"
