@@ -584,7 +584,7 @@ def _score(store: Store, judge: JudgeDef, spec: str, items: Sequence[Calibration
     suite = calibration_suite(judge, items, model=model, set_path=set_path, judge_spec=spec)
     suite = replace(suite, name=f"align/{judge.name}/{label}")
     settings, explicit = resolve_settings(
-        {"mlflow": False, "concurrency": concurrency, "max_error_rate": 1.0, "repeats": 1, "workers": 1},
+        {"mlflow": False, "concurrency": concurrency, "max_error_rate": 1.0, "repeats": 1},
         suite.defaults.model_dump())
     finished = run_suite(suite, settings, explicit, door="api", store=store, handle_signals=True)
     if finished.summary.status != "completed":

@@ -186,7 +186,8 @@ def test_a_traced_run_and_every_read_export_and_import_without_pyarrow(ws: Path)
     assert len(html) > 10_000 and run_id in html
 
     exported = _evalkit(ws, "export", run_id, "-o", "exported", "--no-mlflow", "--json").json()
-    assert exported["counts"] == {"runs": 1, "case_results": CASES, "scores": CASES, "spans": spans[0]["n"]}
+    assert exported["counts"] == {"runs": 1, "case_results": CASES, "scores": CASES, "spans": spans[0]["n"],
+                                  "human_labels": 0, "judge_calibrations": 0}
     second = ws / "second.duckdb"
     imported = _evalkit(ws, "import", "exported", "--store", str(second), "--no-mlflow", "--json").json()
     assert imported["store_added"] == [run_id]
