@@ -39,9 +39,12 @@ def health_rows(store: Store, *, run_id: str | None = None, newest: int | None =
     for r in store.query(sql, params):
         n = r["scores"] or 0
         corr = r["verbosity_corr"]
+        # rounded: DuckDB's parallel aggregates differ in the last bits with the order rows arrive in
+        spread = r["mean_spread"]
         out.append({**r, "error_rate": r["errors"] / n if n else None, "invalid_rate": r["invalid"] / n if n else None,
                     "position_disagreement": r["disagreements"] / r["pairwise"] if r["pairwise"] else None,
-                    "verbosity_corr": corr if corr is not None and math.isfinite(corr) else None})
+                    "mean_spread": round(spread, 9) if spread is not None else None,
+                    "verbosity_corr": round(corr, 9) if corr is not None and math.isfinite(corr) else None})
     return out
 
 
