@@ -1,10 +1,14 @@
 """Span throughput and trace queries.
 
-1. ``--spans`` (default 500,000) spans through the OpenTelemetry SDK (evalkit's provider, real
-   ``evalkit.case`` root spans, children with gen_ai/tool attributes) and the DuckDB exporter;
+1. ``--spans`` (default 500,000) spans made the way a run makes them (evalkit's own spans: the
+   ``evalkit.case`` root, the ``evalkit.target`` step, an ``@trace`` agent with three tool calls and
+   four ``chat`` spans from the model facade's call records, content captured) into the DuckDB store;
    ``spans_per_s`` is spans / (first span start → flush done), ``dropped`` is spans made minus rows
-   stored. For reference it also times the same workload with spans discarded at the sink (the
-   SDK's own ceiling, ``sdk_only_spans_per_s``) and the exporter alone on already-ended spans.
+   stored. For reference (``--reference`` spans each) it also times the same tree with content capture
+   off (``no_content_spans_per_s``), the same tree made by agent
+   code through the OpenTelemetry API under evalkit's case span (the SDK path user spans take,
+   ``otel_api_spans_per_s``, end to end) and the exporter alone on rows already made
+   (``exporter_only_spans_per_s``).
 2. The store is topped up to ``--total`` (default 1,000,000) spans with synthetic rows of the same
    shape, then three queries run ``--repeats`` times each (medians): token totals by model, p95
    duration by span name, one whole trace by id.
@@ -33,41 +37,68 @@ TOOLS = ["search_kb", "create_ticket", "check_status", "fetch_url"]
 PER_TRACE = 10  # 1 case span + target + agent + 4 chat + 3 tools
 
 
+MESSAGES = [{"role": "system", "content": "You are a helpdesk agent."},
+            {"role": "user", "content": "the printer on floor 3 is jammed again"}]
+
+
 def produce(tracer: Any, n_spans: int, run_id: str) -> int:
-    """``n_spans`` spans in traces of PER_TRACE, through the SDK; returns spans made."""
-    from opentelemetry import trace as otel
-
+    """``n_spans`` spans in traces of PER_TRACE, made as evalkit makes them in a run; returns spans made."""
     from evalkit.context import CaseContext
+    from evalkit.llm.types import CallRecord
     from evalkit.schema import Case
+    from evalkit.tracing.genai import on_call
+    from evalkit.tracing.spans import function_span, set_result
 
-    sdk = tracer.tracer
     case = Case(id="bench", input="q")
     made = 0
     i = 0
     while made < n_spans:
         ctx = CaseContext(run_id=run_id, case_id=f"c{i}")
-        with tracer.case_span(ctx, case) as root:
-            pctx = otel.set_span_in_context(root)
-            target = sdk.start_span("evalkit.target", context=pctx, attributes={"evalkit.target": "agent"})
-            tctx = otel.set_span_in_context(target)
-            agent = sdk.start_span("invoke_agent agent", context=tctx,
-                                   attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "agent"})
-            actx = otel.set_span_in_context(agent)
+        with tracer.case_span(ctx, case), tracer.step_span("evalkit.target", {"evalkit.target": "agent"}), \
+                function_span("agent", "agent", {"question": "printer jammed"}):
             for k in range(4):
                 m = MODELS[(i + k) % 4]
-                s = sdk.start_span(f"chat {m}", context=actx, kind=otel.SpanKind.CLIENT, attributes={
+                now = time.time_ns()
+                on_call(CallRecord(
+                    model=f"openai/{m}", provider="openai", request_model=m, response_model=m, input_tokens=100 + k,
+                    output_tokens=20 + k, cost_usd=0.0001, latency_ms=1.0, messages=MESSAGES, completion="Open tray 2.",
+                    error_type=None, start_time_ns=now - 1_000_000, end_time_ns=now, finish_reason="stop"))
+            for k in range(3):
+                with function_span(TOOLS[(i + k) % 4], "tool", {"query": "printer on floor 3"}) as sp:
+                    set_result(sp, {"status": "ok"})
+        made += PER_TRACE
+        i += 1
+    return made
+
+
+def produce_otel_api(tracer: Any, n_spans: int, run_id: str) -> int:
+    """The same tree under evalkit's case span, made by agent code through the OpenTelemetry API (the SDK)."""
+    from opentelemetry import trace as otel
+
+    from evalkit.context import CaseContext
+    from evalkit.schema import Case
+
+    sdk = otel.get_tracer("bench-agent")
+    case = Case(id="bench", input="q")
+    made = 0
+    i = 0
+    while made < n_spans:
+        ctx = CaseContext(run_id=run_id, case_id=f"c{i}")
+        with tracer.case_span(ctx, case), \
+                sdk.start_as_current_span("evalkit.target", attributes={"evalkit.target": "agent"}), \
+                sdk.start_as_current_span("invoke_agent agent", attributes={
+                    "gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "agent"}):
+            for k in range(4):
+                m = MODELS[(i + k) % 4]
+                sdk.start_span(f"chat {m}", kind=otel.SpanKind.CLIENT, attributes={
                     "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": m,
                     "gen_ai.response.model": m, "gen_ai.usage.input_tokens": 100 + k,
-                    "gen_ai.usage.output_tokens": 20 + k, "gen_ai.response.finish_reasons": ("stop",)})
-                s.end()
+                    "gen_ai.usage.output_tokens": 20 + k, "gen_ai.response.finish_reasons": ("stop",)}).end()
             for k in range(3):
                 t = TOOLS[(i + k) % 4]
-                s = sdk.start_span(f"execute_tool {t}", context=actx, attributes={
+                sdk.start_span(f"execute_tool {t}", attributes={
                     "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": t,
-                    "gen_ai.tool.call.arguments": '{"query": "printer on floor 3"}'})
-                s.end()
-            agent.end()
-            target.end()
+                    "gen_ai.tool.call.arguments": '{"query": "printer on floor 3"}'}).end()
         made += PER_TRACE
         i += 1
     return made
@@ -161,51 +192,60 @@ def measure(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
 
     from evalkit.store.db import open_store
     from evalkit.tracing import state
+    from evalkit.tracing.exporter import DuckDBSpanSink
     from evalkit.tracing.setup import StoreTracer
 
     out: dict[str, Any] = {"bench": "spans", "store": "team (DuckLake on PostgreSQL)" if url else "file"}
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(url or Path(tmp) / "spans.duckdb")
+
+        # -- end to end: evalkit's spans → rows → DuckDB -------------------------------------
         tracer = StoreTracer(store)
-
-        # -- reference: the same workload through the SDK, spans discarded at the sink --------
-        if args.reference:
-            sink = tracer.sink
-            real_add = sink.add
-            sink.add = lambda span, route: None  # type: ignore[method-assign]
-            gc.collect()
-            t0 = time.perf_counter()
-            n = produce(tracer, args.reference, "bench-sdk-only")
-            out["sdk_only_spans_per_s"] = round(n / (time.perf_counter() - t0))
-            sink.add = real_add  # type: ignore[method-assign]
-
-        # -- end to end: SDK + router + exporter + DuckDB ----------------------------------
         gc.collect()
         t0 = time.perf_counter()
+        c0 = time.process_time()
         made = produce(tracer, args.spans, "bench-e2e")
         tracer.flush()
         wall = time.perf_counter() - t0
+        cpu = time.process_time() - c0
         stored = store.execute("SELECT count(*) FROM spans WHERE run_id = 'bench-e2e'")[0][0]
-        out.update(spans=made, wall_s=round(wall, 2), spans_per_s=round(made / wall), dropped=made - stored,
-                   sink_dropped=tracer.dropped)
+        out.update(spans=made, wall_s=round(wall, 2), cpu_s=round(cpu, 2), spans_per_s=round(made / wall),
+                   dropped=made - stored, sink_dropped=tracer.dropped)
 
-        # -- reference: the exporter alone on already-ended spans (a file store only: after the flush above
-        # the sink writes each late span at once, one commit per span, which a team store makes take minutes)
-        if args.reference and not url:
-            kept: list[Any] = []
-            sink = tracer.sink
-            real_add = sink.add
-            sink.add = lambda span, route: kept.append((span, route))  # type: ignore[method-assign]
-            produce(tracer, args.reference, "bench-exporter")
-            sink.add = real_add  # type: ignore[method-assign]
-            tracer.flush()
+        if args.reference:
+            # -- reference: the same tree with content capture off (--no-content), end to end
+            bare = StoreTracer(store, capture_content=False)
             gc.collect()
             t0 = time.perf_counter()
-            for span, route in kept:
-                sink.add(span, route)
-            sink.flush()
-            out["exporter_only_spans_per_s"] = round(len(kept) / (time.perf_counter() - t0))
-            store.execute("DELETE FROM spans WHERE run_id = 'bench-exporter'")
+            n = produce(bare, args.reference, "bench-no-content")
+            bare.flush()
+            out["no_content_spans_per_s"] = round(n / (time.perf_counter() - t0))
+
+            # -- reference: the same tree through the OpenTelemetry API (agent code's path), end to end
+            api = StoreTracer(store)
+            gc.collect()
+            t0 = time.perf_counter()
+            n = produce_otel_api(api, args.reference, "bench-otel-api")
+            api.flush()
+            out["otel_api_spans_per_s"] = round(n / (time.perf_counter() - t0))
+            out["otel_api_dropped"] = n - store.execute(
+                "SELECT count(*) FROM spans WHERE run_id = 'bench-otel-api'")[0][0]
+
+            # -- reference: the exporter alone, on rows already made (a file store only: small batches
+            # on a team store are one commit each)
+            if not url:
+                rows: list[Any] = []
+                grab = StoreTracer(store)
+                grab.sink.add_row = rows.append  # type: ignore[method-assign]
+                produce(grab, args.reference, "bench-exporter")
+                sink = DuckDBSpanSink(store, redactor=grab.redactor, batch_size=10_000, max_pending=200_000)
+                gc.collect()
+                t0 = time.perf_counter()
+                for row in rows:
+                    sink.add_row(row)
+                sink.close()
+                out["exporter_only_spans_per_s"] = round(len(rows) / (time.perf_counter() - t0))
+            store.execute("DELETE FROM spans WHERE run_id IN ('bench-exporter', 'bench-otel-api', 'bench-no-content')")
 
         # -- queries on a store of --total spans --------------------------------------------
         have = store.execute("SELECT count(*) FROM spans")[0][0]

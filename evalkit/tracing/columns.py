@@ -1,7 +1,9 @@
 """Spans as columns: one batch of spans becomes one polars frame for one insert into ``spans``.
 
-Spans arrive from the OpenTelemetry SDK (``ReadableSpan``) or from the OTLP receiver (already
-decoded into plain values). Both are appended column by column; :meth:`SpanColumns.to_frame`
+Spans of this process become row tuples through :func:`make_row` as they end, whether evalkit made
+them (:class:`~evalkit.tracing.record.EvalSpan`, no SDK span involved) or the agent did through the
+OpenTelemetry API (the SDK's ``ReadableSpan``, :func:`sdk_row`); spans from the OTLP receiver arrive
+already decoded into plain values (:func:`plain_row`). A batch of rows is appended column by column; :meth:`SpanColumns.to_frame`
 turns the batch into a polars frame (timestamps and durations computed there, secrets masked
 there with vectorised regexes), which the store scans as an Arrow stream (no pyarrow involved).
 """
@@ -82,7 +84,7 @@ def error_type(attrs: Mapping[str, Any], status: str, events: Sequence[Mapping[s
 _resources: dict[int, tuple[Any, str | None, str]] = {}
 
 
-def _resource(resource: Any) -> tuple[str | None, str]:
+def resource_fields(resource: Any) -> tuple[str | None, str]:
     """(service.name, attributes as JSON) of an SDK resource, cached (the resource is kept alive)."""
     hit = _resources.get(id(resource))
     if hit is None or hit[0] is not resource:
@@ -102,30 +104,17 @@ def _enum_name(member: Any, convert: Any) -> str:
     return hit[1]
 
 
-def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
-    """One ended SDK span as a row tuple in :data:`COLUMNS` order.
+def make_row(trace_hex: str, span_hex: str, parent_hex: str | None, name: str, kind: str, start: int | None,
+             end: int | None, code: str, description: str | None, svc: str | None, run_id: str | None,
+             case_id: str | None, a: Mapping[str, Any] | None, evs: list[dict[str, Any]] | None,
+             res: str | None) -> tuple[Any, ...]:
+    """One span of this process as a row tuple in :data:`COLUMNS` order: the one place such rows are made.
 
-    Called as spans end: the row holds only strings and numbers, so the span's object graph is
-    freed at once (keeping hundreds of thousands of live spans queued makes the garbage
-    collector, not the exporter, the bottleneck).
+    Both kinds of local span go through here: evalkit's own (:class:`~evalkit.tracing.record.EvalSpan`)
+    and the SDK's (:func:`sdk_row`, for spans the agent makes with the OpenTelemetry API). ``a`` are
+    OpenTelemetry-clean attributes (the SDK's cleaning rules), ``evs`` events as
+    ``{name, time_ns, attributes}`` dicts. Masking secrets is left to :meth:`SpanColumns.to_frame`.
     """
-    ctx = span._context
-    p = span._parent
-    st = span._status
-    code = _enum_name(st.status_code, status_name)
-    raw = span._attributes
-    a: Mapping[str, Any] = (getattr(raw, "_dict", None) if raw is not None else None) or (raw or {})
-    ev_list = span._events
-    evs = None
-    if ev_list:
-        evs = [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in ev_list]
-    svc, res = _resource(span._resource)
-    if route is not None:
-        trace_hex, run_id, case_id = route.trace_hex, route.run_id, route.case_id
-        if svc == "evalkit":
-            svc = route.tracer.service_name
-    else:
-        trace_hex, run_id, case_id = f"{ctx.trace_id:032x}", None, None
     if a:
         tin = a.get("gen_ai.usage.input_tokens")
         tout = a.get("gen_ai.usage.output_tokens")
@@ -140,10 +129,54 @@ def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
         typed = _NO_TYPED
         err = error_type({}, code, evs) if code == "ERROR" else None
     return (
-        trace_hex, f"{ctx.span_id:016x}", f"{p.span_id:016x}" if p is not None else None, span._name,
-        _enum_name(span._kind, kind_name), span._start_time, span._end_time, code, st.description, svc, run_id, case_id,
+        trace_hex, span_hex, parent_hex, name, kind, start, end, code, description, svc, run_id, case_id,
         *typed, err, _encode(a) if a else None, _encode(evs) if evs else None, res,
     )
+
+
+def sdk_row(span: Any, route: Route | None) -> tuple[Any, ...]:
+    """One ended SDK span (``ReadableSpan``) as a row tuple in :data:`COLUMNS` order (see :func:`make_row`).
+
+    Called as spans end: the row holds only strings and numbers, so the span's object graph is
+    freed at once (keeping hundreds of thousands of live spans queued makes the garbage
+    collector, not the exporter, the bottleneck).
+    """
+    ctx = span._context
+    p = span._parent
+    st = span._status
+    raw = span._attributes
+    a: Mapping[str, Any] = (getattr(raw, "_dict", None) if raw is not None else None) or (raw or {})
+    ev_list = span._events
+    evs = None
+    if ev_list:
+        evs = [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in ev_list]
+    svc, res = resource_fields(span._resource)
+    if route is not None:
+        trace_hex, run_id, case_id = route.trace_hex, route.run_id, route.case_id
+        if svc == "evalkit":
+            svc = route.tracer.service_name
+    else:
+        trace_hex, run_id, case_id = f"{ctx.trace_id:032x}", None, None
+    return make_row(
+        trace_hex, f"{ctx.span_id:016x}", f"{p.span_id:016x}" if p is not None else None, span._name,
+        _enum_name(span._kind, kind_name), span._start_time, span._end_time, _enum_name(st.status_code, status_name),
+        st.description, svc, run_id, case_id, a, evs, res,
+    )
+
+
+def row_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A row tuple as the plain dict scorers read (``run.spans``): the columns, attributes and events decoded."""
+    d = dict(zip(COLUMNS, row, strict=True))
+    attrs: dict[str, Any] = json.loads(d["attributes"]) if d["attributes"] else {}
+    start, end = d["start_ns"] or 0, d["end_ns"] or 0
+    return {
+        "trace_id": d["trace_id"], "span_id": d["span_id"], "parent_span_id": d["parent_span_id"], "name": d["name"],
+        "kind": d["kind"], "start_ns": start, "end_ns": end, "duration_ms": (end - start) / 1e6,
+        "status_code": d["status_code"], "status_message": d["status_message"], "operation": d["operation"],
+        "tool_name": d["tool_name"], "request_model": d["request_model"], "input_tokens": d["input_tokens"],
+        "output_tokens": d["output_tokens"], "error_type": attrs.get("error.type"), "attributes": attrs,
+        "events": json.loads(d["events"]) if d["events"] else [],
+    }
 
 
 def plain_row(row: dict[str, Any]) -> tuple[Any, ...]:

@@ -1,8 +1,9 @@
 """The DuckDB span sink: finished spans queue up as rows and a background thread inserts them in batches.
 
-Each span becomes a row tuple of strings and numbers as it ends (:func:`sdk_row`), so the queue
-holds no span objects: with the SDK's spans queued instead, the garbage collector's work grows
-with the queue and dominated the cost under load.
+Each span becomes a row tuple of strings and numbers as it ends (:func:`~evalkit.tracing.columns.make_row`:
+evalkit's own spans in :meth:`EvalSpan.end <evalkit.tracing.record.EvalSpan.end>`, the SDK's through
+:meth:`DuckDBSpanSink.add`), so the queue holds no span objects: with the SDK's spans queued instead,
+the garbage collector's work grows with the queue and dominated the cost under load.
 
 Nothing is ever dropped for lack of room: when the queue holds ``max_pending`` spans, the
 thread ending a span waits until the writer has caught up (backpressure). Each batch becomes
@@ -61,15 +62,17 @@ class DuckDBSpanSink:
         self._stop_evt = threading.Event()
         self._closed = False
 
-    # -- producer side (called from SpanProcessor.on_end) ----------------------------------
-    def add(self, span: Any, route: Route | None) -> None:
+    # -- producer side (called as spans end) ------------------------------------------------
+    def add(self, span: Any, route: Route | None) -> tuple[Any, ...] | None:
+        """Queue one ended SDK span (the router's ``on_end``); returns its row (None if it could not be made)."""
         try:
             row = sdk_row(span, route)
         except Exception as exc:  # an odd span must never break the agent
             self.dropped += 1
             _log.debug("evalkit: span not converted: %s", exc)
-            return
+            return None
         self.add_row(row)
+        return row
 
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Queue one row (in :data:`~evalkit.tracing.columns.COLUMNS` order)."""

@@ -76,30 +76,31 @@ def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
         if key is not None and v is not None:
             a[key] = list(v) if isinstance(v, list | tuple) else v
     if capture:
-        a["gen_ai.input.messages"] = truncate_json(input_messages(rec.messages or []), CONTENT_CHARS, redactor)
+        # the messages' keys are the conventions' own (role, parts, type, content): only their text is redacted
+        a["gen_ai.input.messages"] = truncate_json(input_messages(rec.messages or []), CONTENT_CHARS, redactor,
+                                                   keys=False)
         if rec.completion is not None:
             out = [{"role": "assistant", "parts": _parts(rec.completion), "finish_reason": rec.finish_reason or "stop"}]
-            a["gen_ai.output.messages"] = truncate_json(out, CONTENT_CHARS, redactor)
+            a["gen_ai.output.messages"] = truncate_json(out, CONTENT_CHARS, redactor, keys=False)
     return a
 
 
 def on_call(rec: Any) -> None:
     """Facade listener: a ``chat`` span for a call made inside a traced evalkit case."""
-    hub = state.HUB
-    if hub is None or not state.ROUTES:
+    if state.HUB is None or not state.ROUTES:
         return
-    from opentelemetry import trace
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from evalkit.tracing.record import EvalSpan, current
 
-    route = state.ROUTES.get(trace.get_current_span().get_span_context().trace_id)
-    if route is None:
+    here = current()
+    if here is None:
         return
+    route, parent_id = here
     tracer = route.tracer
-    span = hub.tracer.start_span(
-        f"chat {rec.request_model}", kind=SpanKind.CLIENT, start_time=int(rec.start_time_ns),
-        attributes=attributes(rec, tracer.capture_content, tracer.redactor),
-    )
+    span = EvalSpan(route, f"chat {rec.request_model}", attributes(rec, tracer.capture_content, tracer.redactor),
+                    parent_id, kind="CLIENT", start_time=int(rec.start_time_ns))
     if rec.error_type:
+        from opentelemetry.trace import Status, StatusCode
+
         span.set_status(Status(StatusCode.ERROR, str(rec.error_type)))
     span.end(end_time=int(rec.end_time_ns))
 

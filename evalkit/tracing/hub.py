@@ -8,7 +8,9 @@ the application's exporters keep working and the spans that belong to an evalkit
 stored. (A non-SDK global provider cannot be joined; its spans are then not stored.)
 
 Routing is by trace id: only spans of an active evalkit case reach a store; everything else is
-ignored at the cost of one dict lookup.
+ignored at the cost of one dict lookup. evalkit's own spans do not go through the provider at all
+(:mod:`evalkit.tracing.record`); the router and the store see them as the same rows, and any span
+processor added to evalkit's provider besides the router still gets them (:meth:`Hub.export`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from opentelemetry import trace as trace_api
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from evalkit.tracing import state
 
@@ -39,10 +42,10 @@ class RouterProcessor(SpanProcessor):
         route = state.ROUTES.get(span._context.trace_id)  # type: ignore[union-attr]
         if route is None:
             return
+        row = route.tracer.sink.add(span, route)
         fin = route.finished
-        if fin is not None:
-            fin.append(span)
-        route.tracer.sink.add(span, route)
+        if fin is not None and row is not None:
+            fin.append(row)
 
     def shutdown(self) -> None:
         return None
@@ -61,7 +64,31 @@ class Hub:
                                        shutdown_on_exit=False)
         self.provider.add_span_processor(self.router)
         self.tracer = self.provider.get_tracer(TRACER_NAME)
+        self.scope = InstrumentationScope(TRACER_NAME)
+        self._procs: Any = None
+        self._extra: tuple[SpanProcessor, ...] = ()
         self.global_provider = self._join_global()
+
+    def extra_processors(self) -> tuple[SpanProcessor, ...]:
+        """Span processors on evalkit's provider other than the router (checked in O(1) per span)."""
+        procs = getattr(getattr(self.provider, "_active_span_processor", None), "_span_processors", ())
+        if procs is not self._procs:
+            self._procs = procs
+            self._extra = tuple(p for p in procs if p is not self.router)
+        return self._extra
+
+    def export(self, span: Any, processors: tuple[SpanProcessor, ...]) -> None:
+        """Hand one ended evalkit span (:class:`~evalkit.tracing.record.EvalSpan`) to ``processors``."""
+        try:
+            readable = span.readable(self.provider.resource, self.scope)
+        except Exception as exc:  # pragma: no cover - defensive: an exporter must never break the agent
+            _log.debug("evalkit: span not exported: %s", exc)
+            return
+        for p in processors:
+            try:
+                p.on_end(readable)
+            except Exception:  # as the SDK's multi-processor: one failing processor does not stop the others
+                _log.exception("evalkit: span processor %s failed", type(p).__name__)
 
     def _join_global(self) -> str:
         current = trace_api.get_tracer_provider()
@@ -98,4 +125,7 @@ def current_route() -> state.Route | None:
     """The route of the trace the current span belongs to, if it is an evalkit case."""
     if not state.ROUTES:
         return None
-    return state.ROUTES.get(trace_api.get_current_span().get_span_context().trace_id)
+    from evalkit.tracing.record import current
+
+    here = current()
+    return here[0] if here is not None else None

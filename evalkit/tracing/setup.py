@@ -20,18 +20,24 @@ from opentelemetry.trace import Status, StatusCode
 
 from evalkit.redact import Redactor
 from evalkit.tracing import state
+from evalkit.tracing.columns import COLUMNS, row_dict
 from evalkit.tracing.exporter import DuckDBSpanSink
 from evalkit.tracing.hub import hub
-from evalkit.tracing.spans import mark_error, span_dict, truncate_json
+from evalkit.tracing.record import EvalSpan, child, new_trace_id
+from evalkit.tracing.spans import mark_error, truncate_json
 
 if TYPE_CHECKING:
     from evalkit.context import CaseContext
     from evalkit.schema import Case, Score
     from evalkit.store.db import Store
 
-_EMPTY = otel_context.Context()
 _SPAN_KEY = "evalkit.span"
 _ROUTE_KEY = "evalkit.route"
+_attach = otel_context.attach
+_detach = otel_context.detach
+_in_context = trace_api.set_span_in_context
+_NAME, _STATUS, _MESSAGE, _ERROR_TYPE = (COLUMNS.index(c) for c in ("name", "status_code", "status_message", "error_type"))
+_NO_STEP: contextlib.nullcontext[Any] = contextlib.nullcontext(trace_api.INVALID_SPAN)
 
 
 def content_default() -> bool:
@@ -39,13 +45,38 @@ def content_default() -> bool:
     return os.environ.get("EVALKIT_TRACE_CONTENT", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+class _Current:
+    """Makes an :class:`EvalSpan` the current span for a block; records an escaping exception; ends it."""
+
+    __slots__ = ("span", "token")
+
+    def __init__(self, span: EvalSpan) -> None:
+        self.span = span
+        self.token: Any = None
+
+    def __enter__(self) -> EvalSpan:
+        self.token = _attach(_in_context(self.span))
+        return self.span
+
+    def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
+        _detach(self.token)
+        if exc is not None:
+            mark_error(self.span, exc)
+        self.span.end()
+
+
 class StoreTracer:
-    """Implements the runner's ``Tracer`` protocol on evalkit's OpenTelemetry provider."""
+    """Implements the runner's ``Tracer`` protocol: evalkit's spans as :class:`EvalSpan` records into the store.
+
+    The case's span is the root of a new trace; target and scorer spans are children of the current
+    span. Each is the current OpenTelemetry span while its block runs, so the agent's own
+    OpenTelemetry spans nest under it (they go through evalkit's provider, :mod:`evalkit.tracing.hub`).
+    """
 
     def __init__(self, store: Store, *, capture_content: bool = True, service_name: str = "evalkit",
                  batch_size: int = 10_000, max_pending: int = 200_000) -> None:
         self.hub = hub()
-        self.tracer = self.hub.tracer
+        self.tracer = self.hub.tracer  # the SDK tracer, for spans made through the OpenTelemetry API
         self.store = store
         self.capture_content = capture_content
         self.service_name = service_name
@@ -63,55 +94,49 @@ class StoreTracer:
             attrs["evalkit.case.tags"] = list(case.tags)
         if self.capture_content:
             attrs["evalkit.input"] = truncate_json(case.input_text)
-        span = self.tracer.start_span("evalkit.case", context=_EMPTY, attributes=attrs)
-        sc = span.get_span_context()
-        route = state.Route(trace_hex=f"{sc.trace_id:032x}", run_id=ctx.run_id, case_id=ctx.case_id, tracer=self)
-        state.ROUTES[sc.trace_id] = route
+        tid = new_trace_id()
+        route = state.Route(trace_hex=f"{tid:032x}", run_id=ctx.run_id, case_id=ctx.case_id, tracer=self, trace_id=tid)
+        span = EvalSpan(route, "evalkit.case", attrs, None)  # a root: whatever span is current is not its parent
+        state.ROUTES[tid] = route
         ctx.trace_id = route.trace_hex
         ctx.extras[_SPAN_KEY] = span
         ctx.extras[_ROUTE_KEY] = route
-        token = otel_context.attach(trace_api.set_span_in_context(span))
+        token = _attach(_in_context(span))
         try:
             yield span
         except BaseException as exc:
             mark_error(span, exc)
             raise
         finally:
-            otel_context.detach(token)
+            _detach(token)
             self._case_status(span, route)
             route.finished = None
-            span.end()  # routed synchronously: after this the case needs no route (memory stays flat)
-            state.ROUTES.pop(sc.trace_id, None)
+            span.end()  # written at once: after this the case needs no route (memory stays flat)
+            state.ROUTES.pop(tid, None)
             ctx.extras.pop(_SPAN_KEY, None)
             ctx.extras.pop(_ROUTE_KEY, None)
 
     @staticmethod
-    def _case_status(span: Any, route: state.Route) -> None:
-        for s in route.finished or ():
-            if s._name == "evalkit.target" and s._status.status_code is StatusCode.ERROR:
+    def _case_status(span: EvalSpan, route: state.Route) -> None:
+        """A failed target fails the case span too (its status message and ``error.type``)."""
+        for row in route.finished or ():
+            if row[_NAME] == "evalkit.target" and row[_STATUS] == "ERROR":
                 if span.is_recording():
-                    span.set_status(Status(StatusCode.ERROR, s._status.description))
-                    et = (s._attributes or {}).get("error.type")
-                    if et:
-                        span.set_attribute("error.type", et)
+                    span.set_status(Status(StatusCode.ERROR, row[_MESSAGE]))
+                    if row[_ERROR_TYPE]:
+                        span.set_attribute("error.type", row[_ERROR_TYPE])
                 return
 
-    @contextlib.contextmanager
-    def step_span(self, name: str, attributes: dict[str, Any]) -> Iterator[Any]:
-        with self.tracer.start_as_current_span(
-            name, attributes=attributes, record_exception=False, set_status_on_exception=False
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                mark_error(span, exc)
-                raise
+    def step_span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
+        """A span under the current one (outside a traced case: none, the block runs as it is)."""
+        span = child(name, attributes)
+        return _NO_STEP if span is None else _Current(span)
 
     def case_spans(self, ctx: CaseContext) -> list[dict[str, Any]]:
         route: state.Route | None = ctx.extras.get(_ROUTE_KEY)
         if route is None or not route.finished:
             return []
-        return [span_dict(s, route.trace_hex) for s in list(route.finished)]
+        return [row_dict(r) for r in list(route.finished)]
 
     def record_scores(self, ctx: CaseContext, scores: list[Score]) -> None:
         span = ctx.extras.get(_SPAN_KEY)
@@ -149,6 +174,17 @@ class StoreTracer:
     @property
     def dropped(self) -> int:
         return self.sink.dropped
+
+    def loss_note(self) -> str | None:
+        """What the run must say if spans could not be written (after :meth:`flush`), else None."""
+        n = self.sink.dropped
+        if not n:
+            return None
+        why = self.sink.last_error
+        from evalkit.redact import redact
+
+        reason = redact(str(why).strip().splitlines()[0])[:300] if why is not None and str(why).strip() else "unknown"
+        return f"{n} span(s) could not be written to the store ({reason})"
 
 
 def tracer_for_store(store: Store, *, capture_content: bool | None = None, service_name: str = "evalkit") -> StoreTracer:

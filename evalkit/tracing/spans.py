@@ -23,9 +23,14 @@ _NULL: contextlib.nullcontext[None] = contextlib.nullcontext()
 _encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
-def truncate_json(value: Any, limit: int = MAX_CHARS, redactor: Redactor | None = None) -> str:
-    """``value`` as text (JSON unless already a string), secrets masked, cut to ``limit`` characters."""
-    if redactor is not None:
+def truncate_json(value: Any, limit: int = MAX_CHARS, redactor: Redactor | None = None, *,
+                  keys: bool = True) -> str:
+    """``value`` as text (JSON unless already a string), secrets masked, cut to ``limit`` characters.
+
+    ``keys=False``: ``value``'s keys are known not to name credentials (chat messages), so only its
+    text is redacted (no walk over the value).
+    """
+    if redactor is not None and keys:
         value = redactor.value(value, patterns=False)
     try:
         text = value if isinstance(value, str) else _encode(value)
@@ -52,11 +57,14 @@ def mark_error(span: Any, exc: BaseException) -> None:
 
 
 class FunctionSpan:
-    """An active span around one call of a decorated function."""
+    """An active span around one call of a decorated function (an :class:`~evalkit.tracing.record.EvalSpan`)."""
 
     __slots__ = ("capture", "kind", "redactor", "span", "token")
 
-    def __init__(self, route: state.Route, name: str, kind: str, arguments: dict[str, Any] | None) -> None:
+    def __init__(self, route: state.Route, parent_id: int, name: str, kind: str,
+                 arguments: dict[str, Any] | None) -> None:
+        from evalkit.tracing.record import EvalSpan
+
         tracer = route.tracer
         self.kind = kind
         self.capture = bool(tracer.capture_content)
@@ -76,7 +84,7 @@ class FunctionSpan:
             key = "evalkit.arguments"
         if self.capture and arguments is not None:
             attrs[key] = truncate_json(arguments, redactor=self.redactor)
-        self.span = state.HUB.tracer.start_span(span_name, attributes=attrs)
+        self.span = EvalSpan(route, span_name, attrs, parent_id)
         self.token: Any = None
 
     def __enter__(self) -> FunctionSpan:
@@ -98,19 +106,22 @@ def function_span(name: str, kind: str, arguments: dict[str, Any] | None) -> Any
     """A context manager around a decorated call: a :class:`FunctionSpan`, or a no-op outside traced cases."""
     if state.HUB is None or not state.ROUTES:
         return _NULL
-    route = active_route()
-    if route is None:
+    from evalkit.tracing.record import current
+
+    here = current()
+    if here is None:
         return _NULL
-    return FunctionSpan(route, name, kind, arguments)
+    return FunctionSpan(here[0], here[1], name, kind, arguments)
 
 
 def active_route() -> state.Route | None:
     """The evalkit case whose trace is current, if any (None before tracing is set up)."""
     if state.HUB is None or not state.ROUTES:
         return None
-    from opentelemetry import trace
+    from evalkit.tracing.record import current
 
-    return state.ROUTES.get(trace.get_current_span().get_span_context().trace_id)
+    here = current()
+    return here[0] if here is not None else None
 
 
 def set_result(span: Any, result: Any) -> None:
@@ -119,32 +130,3 @@ def set_result(span: Any, result: Any) -> None:
         return
     key = "gen_ai.tool.call.result" if span.kind == "tool" else "evalkit.result"
     span.span.set_attribute(key, truncate_json(result, redactor=span.redactor))
-
-
-def span_dict(span: Any, trace_hex: str | None = None) -> dict[str, Any]:
-    """A finished SDK span as a plain dict (the ``spans`` table's columns, attributes as a dict)."""
-    ctx = span.context
-    attrs = dict(span.attributes or {})
-    status = span.status
-    start, end = span.start_time or 0, span.end_time or 0
-    events = [{"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})} for e in span.events]
-    return {
-        "trace_id": trace_hex or f"{ctx.trace_id:032x}",
-        "span_id": f"{ctx.span_id:016x}",
-        "parent_span_id": f"{span.parent.span_id:016x}" if span.parent is not None else None,
-        "name": span.name,
-        "kind": span.kind.name,
-        "start_ns": start,
-        "end_ns": end,
-        "duration_ms": (end - start) / 1e6,
-        "status_code": status.status_code.name,
-        "status_message": status.description,
-        "operation": attrs.get("gen_ai.operation.name"),
-        "tool_name": attrs.get("gen_ai.tool.name"),
-        "request_model": attrs.get("gen_ai.request.model"),
-        "input_tokens": attrs.get("gen_ai.usage.input_tokens"),
-        "output_tokens": attrs.get("gen_ai.usage.output_tokens"),
-        "error_type": attrs.get("error.type"),
-        "attributes": attrs,
-        "events": events,
-    }

@@ -20,7 +20,8 @@ class Route:
     run_id: str | None
     case_id: str | None
     tracer: Any  # evalkit.tracing.setup.StoreTracer
-    finished: list[Any] | None = field(default_factory=list)  # ended spans, kept while the case runs
+    finished: list[tuple[Any, ...]] | None = field(default_factory=list)  # rows of ended spans, while the case runs
+    trace_id: int = 0  # trace_hex as an int (the OpenTelemetry form)
 
 
 ROUTES: dict[int, Route] = {}
