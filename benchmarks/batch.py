@@ -1,6 +1,7 @@
 """Batch scale: 100,000 cases streamed from a JSONL suite through an in-process agent, two
 deterministic scorers, tracing on, results and spans in DuckDB. Last line: JSON with wall_s,
-cases_per_s and peak_rss_mb (the whole process, from getrusage)."""
+cases_per_s and peak_rss_mb (this process, from getrusage); with ``--workers N`` also
+worker_peak_rss_mb (the largest worker process)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def main() -> dict[str, object]:
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--no-trace", action="store_true")
+    ap.add_argument("--workers", default="1", help="worker processes (1: this process; 'auto' as `evalkit run`)")
     args = ap.parse_args()
     import evalkit
 
@@ -46,7 +48,8 @@ def main() -> dict[str, object]:
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.perf_counter()
         res = evalkit.evaluate(d / "suite.yaml", concurrency=args.concurrency, store=d / "bench.duckdb",
-                               tracing=not args.no_trace, mlflow=False)
+                               tracing=not args.no_trace, mlflow=False,
+                               workers=args.workers)
         wall = time.perf_counter() - t0
         assert res.summary.cases == args.cases, res.summary
         import duckdb
@@ -55,9 +58,11 @@ def main() -> dict[str, object]:
         spans = con.execute("SELECT count(*) FROM spans").fetchone()[0]  # type: ignore[index]
         con.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest worker's, if any
     return {"bench": "batch", "cases": args.cases, "tracing": not args.no_trace, "spans": spans,
             "wall_s": round(wall, 2), "cases_per_s": round(args.cases / wall, 1),
-            "peak_rss_mb": round(peak, 1), "rss_before_run_mb": round(rss_before, 1)}
+            "peak_rss_mb": round(peak, 1), "rss_before_run_mb": round(rss_before, 1), "workers": args.workers,
+            "worker_peak_rss_mb": round(workers_peak, 1)}
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ def evaluate(
     tracing: bool | None = None,
     mlflow: bool | None = None,
     mlflow_traces: str | None = None,
+    workers: int | str | None = None,
 ) -> FinishedRun:
     """Run cases (a suite file, a dataset file, or Python objects) against a target, score and gate them.
 
@@ -44,6 +45,9 @@ def evaluate(
     ``EVALKIT_NO_MLFLOW=1``). ``mlflow_traces`` picks the per-case MLflow traces (``all``, ``all:CAP``,
     ``failed``, ``failed:CAP``, ``sample:N``, ``none``; default ``all:1000``, env ``EVALKIT_MLFLOW_TRACES``);
     they are written in a background thread: ``result.wait_traces()`` waits for them.
+    ``workers`` runs a suite file's cases in that many local processes (``"auto"``, the default: one
+    below 2,000 case runs; env ``EVALKIT_WORKERS``); workers rebuild the target and scorers from the
+    file, so a run whose target or scorers are given in Python stays in this process.
     ``store`` defaults to the workspace store; ``":memory:"`` keeps nothing.
     """
     from evalkit.pipeline import resolve_settings, run_suite
@@ -54,7 +58,7 @@ def evaluate(
         "concurrency": concurrency, "timeout_s": timeout_s, "repeats": repeats, "max_error_rate": max_error_rate,
         "min_judge_agreement": min_judge_agreement,
         "thresholds": list(thresholds) if thresholds else None, "baseline": baseline, "cache": cache,
-        "tracing": tracing, "mlflow": mlflow, "mlflow_traces": mlflow_traces,
+        "tracing": tracing, "mlflow": mlflow, "mlflow_traces": mlflow_traces, "workers": workers,
     }, suite.defaults.model_dump())
     st = store if isinstance(store, Store) else _open(store)
     try:

@@ -34,6 +34,7 @@ class RunDefaults(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0)
     repeats: int = Field(default=1, ge=1, le=1000)
     max_error_rate: float = Field(default=0.05, ge=0, le=1)
+    workers: int | str = "auto"  # worker processes, or "auto" (checked by evalkit.pipeline.settings.RunSettings)
     min_judge_agreement: float | None = Field(default=None, ge=-1, le=1)  # judges must be calibrated this well
 
 

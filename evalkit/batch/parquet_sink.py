@@ -11,8 +11,9 @@ resumed driver writes nothing twice.
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,12 +81,17 @@ def part_keys(parts: Iterable[Part]) -> set[tuple[str, int]]:
 
 
 class ParquetShardSink:
-    """A runner sink writing one chunk's results as Parquet parts of ``flush_rows`` cases each."""
+    """A runner sink writing one chunk's results as Parquet parts of ``flush_rows`` cases each, or of
+    what finished in ``flush_s`` seconds if that is fewer (slow cases are committed, and visible, soon)."""
 
-    def __init__(self, shard_dir: Path, chunk: int, *, flush_rows: int = 2000) -> None:
+    def __init__(self, shard_dir: Path, chunk: int, *, flush_rows: int = 2000, flush_s: float = 1.0,
+                 before_write: Callable[[], None] | None = None) -> None:
         self.dir = shard_dir
+        self.before_write = before_write  # e.g. the tracer's sync: a part's spans are on disk before it commits
         self.prefix = f"{chunk_prefix(chunk)}-{uuid.uuid4().hex[:8]}"
         self.flush_rows = max(1, flush_rows)
+        self.flush_s = flush_s
+        self._last = time.monotonic()
         self.parts = 0
         self.written = 0
         self.errors = 0
@@ -94,16 +100,19 @@ class ParquetShardSink:
 
     def add(self, result: CaseResult, case: Case) -> None:
         self._buf.append((result, case))
-        if len(self._buf) >= self.flush_rows:
+        if len(self._buf) >= self.flush_rows or time.monotonic() - self._last >= self.flush_s:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered results as one part (scores first, then the committing cases file)."""
         from evalkit.store.arrow_rows import result_columns, to_frame
 
+        self._last = time.monotonic()
         if not self._buf:
             return
         batch, self._buf = self._buf, []
+        if self.before_write is not None:
+            self.before_write()
         inputs = {c.id: c.model_dump(mode="json", include={"input", "expected", "metadata"}) for _, c in batch}
         results = [r for r, _ in batch]
         cases, scores = result_columns(results, inputs)

@@ -51,6 +51,9 @@ def run(
     shard: Annotated[str | None, Opt(help="Run shard I/N of the dataset (by stable case id); merge with `evalkit merge`.")] = None,
     engine: Annotated[str, Opt(help="'local' (asyncio in this process) or 'ray'.")] = "local",
     ray_address: Annotated[str | None, Opt("--ray-address", help="Ray cluster address [default: start a local Ray].")] = None,
+    workers: Annotated[str | None, Opt("--workers", metavar="N|auto", help="Worker processes on this machine (1: "
+                                       "in this process; with --engine ray: Ray workers) [default: auto: 1 below "
+                                       "2,000 case runs; env: EVALKIT_WORKERS].")] = None,
     no_cache: Annotated[bool, Opt("--no-cache", help="Do not read or write the LLM response cache.")] = False,
     no_trace: Annotated[bool, Opt("--no-trace", help="Do not record OpenTelemetry spans.")] = False,
     no_content: Annotated[bool, Opt("--no-content", help="Do not capture prompts and completions in spans.")] = False,
@@ -75,6 +78,7 @@ def run(
         "fail_on_regression": fail_on_regression or None, "require_baseline": require_baseline or None, "min_effect": min_effect or None,
         "max_error_rate": max_error_rate, "min_judge_agreement": min_judge_agreement, "junit": junit, "markdown": markdown, "json_file": json_file, "html": html,
         "resume": resume, "retry_errors": retry_errors, "shard": shard, "engine": engine, "ray_address": ray_address,
+        "workers": _workers_flag(workers),
         "cache": False if no_cache else None, "tracing": False if no_trace else None,
         "capture_content": False if no_content else None, "mlflow": False if no_mlflow else None,
         "collect": collect, "team": team, "mlflow_traces": _trace_mode(mlflow_traces),
@@ -125,6 +129,18 @@ def _log_detached(run: Any, settings: Any, quiet: bool) -> None:
     if not quiet:
         console(stderr=True).print(f"[dim]MLflow: logging in the background (log: {escape(str(log))}; "
                                    "`evalkit sync` finishes it if it stops)[/dim]")
+
+
+def _workers_flag(value: str | None) -> str | None:
+    """``--workers`` checked here, so a bad value names the flag."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text != "auto" and not (text.isdigit() and 1 <= int(text) <= 1024):
+        from evalkit.errors import UserError
+
+        raise UserError(f"--workers {value!r}: expected a number of worker processes (1 to 1024) or 'auto'")
+    return text
 
 
 def _trace_mode(mode: str | None) -> str | None:

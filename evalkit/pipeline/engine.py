@@ -75,6 +75,9 @@ def run_local(plan: Plan, store: Store, *, tracer: Tracer | None = None,
         flush = getattr(tracer, "flush", None)
         if flush is not None:
             flush()
+            lost = tracer.loss_note()  # type: ignore[union-attr]
+            if lost:
+                outcome.failures.append(lost)
     return outcome
 
 

@@ -39,6 +39,7 @@ class Plan:
     skip: set[tuple[str, int]] = field(default_factory=set)  # case × repeats already done (a continued run)
     config: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # told to the user with the run's result
+    workers: int | None = 1  # local worker processes (1: in this process), or Ray workers (None: the cluster's CPUs)
 
     @property
     def planned(self) -> int:
@@ -70,6 +71,9 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
         settings = _inherit(settings, explicit, previous)
     thresholds = plan_thresholds(suite, settings)
     cases = _select(suite, settings)
+    from evalkit.batch.worker_count import plan_workers
+
+    workers = plan_workers(suite, settings, len(cases) * settings.repeats, door)
     baseline_id, notes = find_baseline(store, settings, suite.name, run_id)
     partial = partial_reason(settings)
     if settings.shard and mode == "new":
@@ -77,7 +81,7 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
     target = suite.target
     return Plan(
         run_id=run_id, suite=suite, settings=settings, cases=cases, thresholds=thresholds, door=door,
-        baseline_id=baseline_id, mode=mode, notes=notes,  # type: ignore[arg-type]
+        baseline_id=baseline_id, mode=mode, notes=notes, workers=workers,  # type: ignore[arg-type]
         config={
             **(config or {}),
             "door": door,
@@ -88,6 +92,7 @@ def make_plan(suite: Suite, settings: RunSettings, explicit: frozenset[str], sto
             "agent": {"name": target.name if target else None, "version": target.version if target else None},
             "scorers": [s.config | {"as": s.name} for s in suite.scorers],
             "engine": settings.engine,
+            "workers": workers,
             "settings": settings.plan_part(),
             "partial": partial,
             "primary": primary_metric(suite, thresholds),

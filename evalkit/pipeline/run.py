@@ -113,14 +113,27 @@ def finish(store: Store, run_id: str, suite: str, *, planned: int | None, outcom
 
 def _execute(plan: Plan, store: Store, bar: Progress | None, handle_signals: bool) -> RunOutcome:
     s = plan.settings
+    on_progress = bar.set_totals if bar is not None else None
     if s.engine == "ray":
         from evalkit.batch.ray_engine import run_on_ray
 
         try:
-            return run_on_ray(plan, store, address=s.ray_address, tracing=s.tracing,
-                              on_progress=bar.set_totals if bar is not None else None, handle_signals=handle_signals)
+            return run_on_ray(plan, store, address=s.ray_address, num_workers=plan.workers, tracing=s.tracing,
+                              on_progress=on_progress, handle_signals=handle_signals)
         except UserError as exc:  # a worker fault after the run started: the run is failed, not lost
             return RunOutcome(status="failed", failures=[exc.message])
+    if plan.workers is not None and plan.workers > 1:  # local worker processes, driven as the Ray engine's
+        from evalkit.batch.local_workers import run_on_workers
+
+        try:
+            return run_on_workers(plan, store, workers=plan.workers, tracing=s.tracing, on_progress=on_progress,
+                                  handle_signals=handle_signals)
+        except UserError as exc:
+            return RunOutcome(status="failed", failures=[exc.message])
+    if plan.mode != "new" and not store.shared:  # continuing a run workers began: what they committed counts
+        from evalkit.batch.driver import recover_shards
+
+        recover_shards(plan, store)
     tracer = None
     if s.tracing:
         from evalkit.tracing.setup import tracer_for_store

@@ -34,6 +34,7 @@ ENV: dict[str, tuple[str, str]] = {
     "capture_content": ("EVALKIT_TRACE_CONTENT", "on"),
     "team": ("EVALKIT_TEAM", "value"),
     "mlflow_traces": ("EVALKIT_MLFLOW_TRACES", "value"),
+    "workers": ("EVALKIT_WORKERS", "value"),
 }
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -59,6 +60,9 @@ class RunSettings(RunDefaults):
     mlflow_traces: str = "all:1000"  # see evalkit.tracking.mlflow_traces.DEFAULT_MODE
     team: str | None = None
     engine: Literal["local", "ray"] = "local"
+    # local worker processes (1: in this process; "auto": see evalkit.batch.local_workers.auto_workers),
+    # or with engine "ray" the Ray workers ("auto": the cluster's CPUs)
+    workers: int | Literal["auto"] = "auto"
     ray_address: str | None = None
     collect: int | None = Field(default=None, ge=0, le=65535)
     junit: Path | None = None
@@ -75,6 +79,16 @@ class RunSettings(RunDefaults):
             return str(parse_mode(str(v)))
         except UserError as exc:
             raise ValueError(exc.message) from None
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> int | str:
+        text = str(v).strip().lower() if not isinstance(v, bool) else ""
+        if text == "auto":
+            return "auto"
+        if text.isdigit() and 1 <= int(text) <= 1024:
+            return int(text)
+        raise ValueError(f"workers {v!r}: expected a number of worker processes (1 to 1024) or 'auto'")
 
     def plan_part(self) -> dict[str, Any]:
         """The settings stored with a run and inherited by ``--resume`` (JSON)."""

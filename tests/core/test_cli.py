@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.conftest import EVALKIT, REPO, evalkit_cli
 
@@ -75,19 +76,21 @@ def test_usage_errors_exit_2(workspace: Path) -> None:
     assert proc.returncode != 0 and "no store here yet" in proc.stderr
 
 
-def test_sigkill_leaves_finished_cases_readable(workspace: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_leaves_finished_cases_readable(workspace: Path, workers: int) -> None:
+    """In-process or with worker processes (they commit a part each second), what finished is in the store."""
     (workspace / "agent.py").write_text("import time\ndef answer(q):\n    time.sleep(0.01)\n    return q\n")
     (workspace / "cases.jsonl").write_text("".join(json.dumps({"input": f"q{i}", "expected": f"q{i}"}) + "\n" for i in range(2000)))
     (workspace / "suite.yaml").write_text("name: kill\ndataset: cases.jsonl\ntarget: agent:answer\nscorers:\n  - exact_match\n"
                                           "defaults:\n  concurrency: 2\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([*EVALKIT, "run", "suite.yaml", "--no-trace"], cwd=workspace, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([*EVALKIT, "run", "suite.yaml", "--no-trace", "--workers", str(workers)], cwd=workspace,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = workspace / ".evalkit" / "evalkit.duckdb"
     deadline = time.time() + 60
     while time.time() < deadline and not (store.exists() and store.stat().st_size > 0):
         time.sleep(0.05)
-    time.sleep(2.0)
+    time.sleep(2.0 if workers == 1 else 6.0)  # workers start fresh interpreters first
     assert proc.poll() is None, "run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

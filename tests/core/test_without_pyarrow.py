@@ -161,7 +161,7 @@ print("stream rows:", con.execute("SELECT sum(a) FROM x").fetchall()[0][0])
 
 def test_a_traced_run_and_every_read_export_and_import_without_pyarrow(ws: Path) -> None:
     # a traced run, logged to the embedded MLflow store
-    run = _evalkit(ws, "run", "suite.yaml", "--json")
+    run = _evalkit(ws, "run", "suite.yaml", "--json", "--workers", "1")  # in this process: its inserts are probed
     out = run.json()
     run_id = out["run_id"]
     assert out["summary"]["cases"] == CASES and out["summary"]["errors"] == 0

@@ -54,17 +54,21 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(d)], capture_output=True)
 
 
-def test_full_disk_is_a_clear_error_and_earlier_runs_survive(workspace: Path, tmpfs: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_full_disk_is_a_clear_error_and_earlier_runs_survive(workspace: Path, tmpfs: Path, workers: str) -> None:
+    """In one process or with worker processes (their shards fill the disk first): exit 3, disk full said first."""
     store = tmpfs / "evalkit.duckdb"
     write_suite(workspace, 20)
     ok = cli(workspace, "run", "suite.yaml", "--store", str(store), "--no-mlflow", "--no-trace")
     assert ok.returncode == 0, ok.stderr
     before = snapshot(store)
     write_suite(workspace, 40_000, text="y" * 200)  # far more than 3 MiB of results
-    full = cli(workspace, "run", "suite.yaml", "--store", str(store), "--no-mlflow", "--no-trace")
+    full = cli(workspace, "run", "suite.yaml", "--store", str(store), "--no-mlflow", "--no-trace", "--workers", workers)
     assert full.returncode == 3, full.stderr
     lines = full.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in full.stderr and "disk full" in lines[0], full.stderr
+    assert "Traceback" not in full.stderr and "disk full" in lines[0], full.stderr
+    # one line; with workers the ledger also says how many case runs have no result
+    assert len(lines) == 1 if workers == "1" else "have no result" in lines[-1], full.stderr
     after = snapshot(store)
     first = before["runs"][0][0]
     assert [r for r in after["runs"] if r[0] == first] == before["runs"]
@@ -77,7 +81,8 @@ def test_injected_enospc_mid_run(workspace: Path, monkeypatch: pytest.MonkeyPatc
 
     write_suite(workspace, 50)
     store = workspace / ".evalkit" / "evalkit.duckdb"
-    monkeypatch.setattr(sys, "argv", ["evalkit", "run", "suite.yaml", "--no-mlflow", "--no-trace"])
+    # in this process (the fault is injected into this process's store writes)
+    monkeypatch.setattr(sys, "argv", ["evalkit", "run", "suite.yaml", "--no-mlflow", "--no-trace", "--workers", "1"])
     monkeypatch.syspath_prepend(str(workspace))
     with pytest.raises(SystemExit) as first:
         main()
