@@ -74,7 +74,7 @@ class StoreTracer:
     """
 
     def __init__(self, store: Store, *, capture_content: bool = True, service_name: str = "evalkit",
-                 batch_size: int = 10_000, max_pending: int = 200_000) -> None:
+                 batch_size: int = 10_000, max_pending: int = 50_000) -> None:
         self.hub = hub()
         self.tracer = self.hub.tracer  # the SDK tracer, for spans made through the OpenTelemetry API
         self.store = store
