@@ -119,13 +119,3 @@ def hub() -> Hub:
             genai.install()
             state.HUB = h
     return state.HUB
-
-
-def current_route() -> state.Route | None:
-    """The route of the trace the current span belongs to, if it is an evalkit case."""
-    if not state.ROUTES:
-        return None
-    from evalkit.tracing.record import current
-
-    here = current()
-    return here[0] if here is not None else None

@@ -114,16 +114,6 @@ def function_span(name: str, kind: str, arguments: dict[str, Any] | None) -> Any
     return FunctionSpan(here[0], here[1], name, kind, arguments)
 
 
-def active_route() -> state.Route | None:
-    """The evalkit case whose trace is current, if any (None before tracing is set up)."""
-    if state.HUB is None or not state.ROUTES:
-        return None
-    from evalkit.tracing.record import current
-
-    here = current()
-    return here[0] if here is not None else None
-
-
 def set_result(span: Any, result: Any) -> None:
     """Record a decorated function's result on its span (when content is captured)."""
     if not isinstance(span, FunctionSpan) or not span.capture:
