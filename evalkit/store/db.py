@@ -87,9 +87,9 @@ def _corrupt(path: Path | str, what: str) -> StoreCorrupt:
     return err
 
 
-def store_error(exc: BaseException, path: Path | str) -> StoreError:
+def store_error(exc: BaseException, path: Path | str, *, doing: str = "open the store") -> StoreError:
     """A DuckDB or OS failure on the store as one typed, one-line error (corrupt, locked, out of memory …)."""
-    return _known_fault(exc, path) or StoreError(f"{path}: cannot open the store: {_first_line(exc)}")
+    return _known_fault(exc, path) or StoreError(f"{path}: cannot {doing}: {_first_line(exc)}")
 
 
 def _known_fault(exc: BaseException, path: Path | str) -> StoreError | None:
@@ -359,7 +359,7 @@ class Store:
             if fault is not None:
                 raise fault from None
             if writing:
-                raise store_error(exc, self.label) from None
+                raise store_error(exc, self.label, doing="write to the store") from None
             raise
 
     # -- generic ---------------------------------------------------------------------------
@@ -565,16 +565,16 @@ def _connect(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     memory = memory_limit() if writable else ("", 0)
-    if not writable:
-        config: dict[str, str | bool | int | float | list[str]] = {}
-    else:
-        config = {"memory_limit": memory[0]}
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if writable:
+        config["memory_limit"] = memory[0]
         if str(path) != ":memory:":
             config["temp_directory"] = f"{path}.tmp"
     replay = writable and Path(f"{path}.wal").exists()
     if replay:  # a log left by a crash may hold more than the limit: replayed unbounded, then bounded again
         config.pop("memory_limit")
     con = duckdb.connect(str(path), read_only=not writable, config=config)
+    con.execute("SET enable_progress_bar = false")  # DuckDB's bar would write to the user's stderr
     if replay:
         _checkpoint(con, memory[1])
     return con

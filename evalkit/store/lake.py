@@ -133,8 +133,11 @@ def extension_files() -> list[Path]:
 
 
 def is_conflict(exc: BaseException) -> bool:
-    """A DuckLake commit that lost a race with another writer (safe to run again: nothing was applied)."""
-    return "transaction conflict" in str(exc).lower()
+    """A DuckLake commit that lost a race with another writer (safe to run again: nothing was applied), also
+    after DuckLake's own retries of the commit ran out (``ducklake_max_retry_count``) under many writers."""
+    low = str(exc).lower()
+    return "transaction conflict" in low or ("failed to commit ducklake transaction" in low
+                                             and "maximum retry count" in low)
 
 
 def _is_disconnect(exc: BaseException) -> bool:
@@ -240,6 +243,7 @@ class LakeLease:
         for attempt in range(CREATE_ATTEMPTS):
             con = duckdb.connect()
             try:
+                con.execute("SET enable_progress_bar = false")  # DuckDB's bar would write to stderr
                 for path in files:
                     con.execute(f"LOAD {_literal(str(path))}")
                 con.execute(attach)

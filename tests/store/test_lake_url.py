@@ -84,6 +84,14 @@ def test_conflicts_are_retried_and_other_errors_are_not() -> None:
         return "done"
     assert lake.retrying(flaky, label="x", wait_s=5) == "done" and len(calls) == 3
 
+    def crowded() -> str:  # DuckLake retried the commit itself and gave up: many writers committing at once
+        calls.append(1)
+        if len(calls) < 5:
+            raise RuntimeError("TransactionContext Error: Failed to commit: Failed to commit DuckLake transaction.\n"
+                               "Exceeded the maximum retry count of 10 set by the ducklake_max_retry_count setting.")
+        return "done"
+    assert lake.retrying(crowded, label="x", wait_s=5) == "done" and len(calls) == 5
+
     def broken() -> None:
         raise RuntimeError("Catalog Error: no such table")
     with pytest.raises(RuntimeError, match="no such table"):
