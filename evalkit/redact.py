@@ -15,6 +15,7 @@ whole columns of span text are masked at once on the export path (:meth:`Redacto
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -97,11 +98,31 @@ def is_secret_name(name: str) -> bool:
     return hit
 
 
+_env_names: dict[str, bool] = {}  # ENV_NAME_RE's answers per variable name (the environment is read per run)
+
+
+def _is_secret_env(name: str) -> bool:
+    hit = _env_names.get(name)
+    if hit is None:
+        hit = bool(ENV_NAME_RE.search(name))
+        if len(_env_names) < 4096:
+            _env_names[name] = hit
+    return hit
+
+
 def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of credential-named environment variables (long enough to be worth masking), longest first."""
     env = os.environ if environ is None else environ
-    vals = {v for k, v in env.items() if ENV_NAME_RE.search(k) and len(v) >= MIN_SECRET}
+    vals = {v for k, v in env.items() if _is_secret_env(k) and len(v) >= MIN_SECRET}
     return sorted(vals, key=len, reverse=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _literal_pattern(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(re.escape(s) for s in secrets)) if secrets else None
+
+
+_PY_RULES = [(re.compile(p), repl) for p, repl, _ in _RULES]
 
 
 _SCALARS = frozenset({int, float, bool, type(None)})
@@ -112,9 +133,9 @@ class Redactor:
 
     def __init__(self, extra: Iterable[str | None] = (), environ: Mapping[str, str] | None = None) -> None:
         found = {*env_secrets(environ), *(s for s in extra if s and len(s) >= MIN_SECRET)}
-        self.secrets = sorted(found, key=len, reverse=True)
-        self._literal = re.compile("|".join(re.escape(s) for s in self.secrets)) if self.secrets else None
-        self._py = [(re.compile(p), repl) for p, repl, _ in _RULES]
+        self.secrets = sorted(found, key=lambda s: (-len(s), s))
+        self._literal = _literal_pattern(tuple(self.secrets))
+        self._py = _PY_RULES
 
     def text(self, text: str) -> str:
         """``text`` with every rule applied."""

@@ -122,6 +122,7 @@ class Runner:
         sink: Sink,
         tracer: Tracer | None = None,
         on_result: Callable[[CaseResult], None] | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.target = target
         self.scorers = scorers
@@ -135,7 +136,8 @@ class Runner:
         self._tasks: list[asyncio.Task[None]] = []
         self._sink_broken = False
         self.outcome = RunOutcome()
-        self._redactor = Redactor()  # built once per run, as the span redactor is: ~0.1 ms a case otherwise
+        # once per run (or per pytest session: ``redactor``), as the span redactor is; it reads the environment
+        self._redactor = redactor or Redactor()
 
     def stop(self) -> None:
         """Start no new cases (first Ctrl-C)."""

@@ -574,7 +574,7 @@ def _connect(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
     if replay:  # a log left by a crash may hold more than the limit: replayed unbounded, then bounded again
         config.pop("memory_limit")
     con = duckdb.connect(str(path), read_only=not writable, config=config)
-    con.execute("SET enable_progress_bar = false")  # DuckDB's bar would write to the user's stderr
+    lake.quiet_progress(con)
     if replay:
         _checkpoint(con, memory[1])
     return con

@@ -132,6 +132,13 @@ def extension_files() -> list[Path]:
     return files
 
 
+def quiet_progress(con: duckdb.DuckDBPyConnection) -> None:
+    """No DuckDB progress bar on the user's stderr for a slow store query (in Jupyter DuckDB refuses to change
+    the setting without ipywidgets: the bar is then not a terminal's to spoil)."""
+    with contextlib.suppress(Exception):
+        con.execute("SET enable_progress_bar = false")
+
+
 def is_conflict(exc: BaseException) -> bool:
     """A DuckLake commit that lost a race with another writer (safe to run again: nothing was applied), also
     after DuckLake's own retries of the commit ran out (``ducklake_max_retry_count``) under many writers."""
@@ -243,7 +250,7 @@ class LakeLease:
         for attempt in range(CREATE_ATTEMPTS):
             con = duckdb.connect()
             try:
-                con.execute("SET enable_progress_bar = false")  # DuckDB's bar would write to stderr
+                quiet_progress(con)
                 for path in files:
                     con.execute(f"LOAD {_literal(str(path))}")
                 con.execute(attach)

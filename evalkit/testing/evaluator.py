@@ -164,15 +164,13 @@ class Evaluator:
             tgt = suite.target
         else:
             raise TypeError("evaluate(case): no target to call; pass the output, or target=, or use a suite file")
-        from evalkit.pipeline.settings import resolve_settings
-
-        settings, _ = resolve_settings({}, suite.defaults.model_dump() if suite else None)  # as `evalkit run` would
+        settings = self.recorder.settings_for(suite)  # as `evalkit run` would
         opts = RunOptions(run_id=self.recorder.run_id, suite=self.source.name if self.source else "pytest",
                           timeout_s=settings.timeout_s, cache=settings.cache)
         tracer = self.recorder.tracer
         if self._span is not None and case is self.case:
             tracer = _BodyTracer(tracer, self.body, given=output is not _MISSING)
-        runner = _TestRunner(tgt, bound, opts, self.recorder, tracer=tracer)
+        runner = _TestRunner(tgt, bound, opts, self.recorder, tracer=tracer, redactor=self.recorder.redactor)
         if output is not _MISSING:
             runner.body_ms = (time.perf_counter() - self.started) * 1000
         if self.source is not None:

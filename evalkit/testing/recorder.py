@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from evalkit.redact import Redactor
     from evalkit.schema import Case, CaseResult
     from evalkit.store.db import Store
     from evalkit.testing.cases import CaseSource
@@ -39,6 +41,7 @@ class Recorder:
         self._tracer: Any = None
         self._tracer_ready = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._settings: dict[int, tuple[Any, Any]] = {}
 
     # -- the runner's sink -------------------------------------------------------------------
     def add(self, result: CaseResult, case: Case) -> None:
@@ -51,6 +54,23 @@ class Recorder:
         if prev is not None and prev != nodeid:
             self.duplicates.append(f"{case_id} (r{repeat}): {prev} and {nodeid}")
         self.owner[key] = nodeid
+
+    @functools.cached_property
+    def redactor(self) -> Redactor:
+        """One redactor for the session's case runs (it reads the environment's secrets once)."""
+        from evalkit.redact import Redactor
+
+        return Redactor()
+
+    def settings_for(self, suite: Any) -> Any:
+        """The run settings for a suite (or none), as ``evalkit run`` resolves them; once per suite a session."""
+        hit = self._settings.get(id(suite))
+        if hit is None or hit[0] is not suite:
+            from evalkit.pipeline.settings import resolve_settings
+
+            settings, _ = resolve_settings({}, suite.defaults.model_dump() if suite is not None else None)
+            hit = self._settings[id(suite)] = (suite, settings)
+        return hit[1]
 
     # -- store and tracer --------------------------------------------------------------------
     @property
