@@ -102,18 +102,19 @@ class Evaluator:
         An async test function runs in its event loop's context, not this one, so it is wrapped
         to set the context variables this method changed (the case, the current span) itself.
         """
-        before = contextvars.copy_context()
+        fn = getattr(item, "obj", None)
+        is_async = fn is not None and inspect.iscoroutinefunction(fn)
+        before = contextvars.copy_context() if is_async else None
         self._token = _current.set(self.body)
         tracer = self.recorder.tracer
         if tracer is not None and self.case is not None:
             self._span = tracer.case_span(self.body, self.case)
             self._span.__enter__()
+        self.started = time.perf_counter()
+        if before is None or fn is None:
+            return
         after = contextvars.copy_context()
         changed = [(var, val) for var, val in after.items() if before.get(var, _MISSING) is not val]
-        self.started = time.perf_counter()
-        fn = getattr(item, "obj", None)
-        if fn is None or not inspect.iscoroutinefunction(fn):
-            return
 
         @functools.wraps(fn)
         async def scoped(*args: Any, **kwargs: Any) -> Any:
