@@ -85,35 +85,29 @@ def has_credential(text: str) -> bool:
     return any(rx.search(text) for rx in _SHAPES) or any(s in text for s in env_secrets())
 
 
+def _matches(rx: re.Pattern[str], answers: dict[str, bool], name: str) -> bool:
+    """Whether ``rx`` finds ``name``, remembered in ``answers``: names repeat (keys, environment variables)."""
+    hit = answers.get(name)
+    if hit is None:
+        hit = bool(rx.search(name))
+        if len(answers) < 4096 and len(name) <= 128:
+            answers[name] = hit
+    return hit
+
+
 _names: dict[str, bool] = {}  # is_secret_name's answers: keys repeat (role, content, parts …)
+_env_names: dict[str, bool] = {}  # ENV_NAME_RE's answers (the environment is read once per run)
 
 
 def is_secret_name(name: str) -> bool:
     """Whether a key, parameter or variable name names a credential (``x_api_key``, ``GH_TOKEN``)."""
-    hit = _names.get(name)
-    if hit is None:
-        hit = bool(KEY_RE.search(name))
-        if len(_names) < 4096 and len(name) <= 128:
-            _names[name] = hit
-    return hit
-
-
-_env_names: dict[str, bool] = {}  # ENV_NAME_RE's answers per variable name (the environment is read per run)
-
-
-def _is_secret_env(name: str) -> bool:
-    hit = _env_names.get(name)
-    if hit is None:
-        hit = bool(ENV_NAME_RE.search(name))
-        if len(_env_names) < 4096:
-            _env_names[name] = hit
-    return hit
+    return _matches(KEY_RE, _names, name)
 
 
 def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of credential-named environment variables (long enough to be worth masking), longest first."""
     env = os.environ if environ is None else environ
-    vals = {v for k, v in env.items() if _is_secret_env(k) and len(v) >= MIN_SECRET}
+    vals = {v for k, v in env.items() if _matches(ENV_NAME_RE, _env_names, k) and len(v) >= MIN_SECRET}
     return sorted(vals, key=len, reverse=True)
 
 

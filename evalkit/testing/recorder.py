@@ -92,10 +92,9 @@ class Recorder:
                 from evalkit.tracing.setup import tracer_for_store
 
                 try:
-                    self._tracer = tracer_for_store(self.store)
                     # results are written at the session's end: spans need not be visible sooner than every
                     # few seconds, and each small insert costs ~20 ms (a full batch still goes at once)
-                    self._tracer.sink.interval_s = SPAN_INTERVAL_S
+                    self._tracer = tracer_for_store(self.store, interval_s=SPAN_INTERVAL_S)
                 except StoreError:
                     self.tracing = False  # the session end reports the store problem once
         return self._tracer

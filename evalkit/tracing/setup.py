@@ -74,14 +74,15 @@ class StoreTracer:
     """
 
     def __init__(self, store: Store, *, capture_content: bool = True, service_name: str = "evalkit",
-                 batch_size: int = 10_000, max_pending: int = 50_000) -> None:
+                 batch_size: int = 10_000, max_pending: int = 50_000, interval_s: float = 0.25) -> None:
         self.hub = hub()
         self.tracer = self.hub.tracer  # the SDK tracer, for spans made through the OpenTelemetry API
         self.store = store
         self.capture_content = capture_content
         self.service_name = service_name
         self.redactor = Redactor()
-        self.sink = DuckDBSpanSink(store, redactor=self.redactor, batch_size=batch_size, max_pending=max_pending)
+        self.sink = DuckDBSpanSink(store, redactor=self.redactor, batch_size=batch_size, max_pending=max_pending,
+                                   interval_s=interval_s)
 
     # -- Tracer protocol -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -187,11 +188,13 @@ class StoreTracer:
         return f"{n} span(s) could not be written to the store ({reason})"
 
 
-def tracer_for_store(store: Store, *, capture_content: bool | None = None, service_name: str = "evalkit") -> StoreTracer:
+def tracer_for_store(store: Store, *, capture_content: bool | None = None, service_name: str = "evalkit",
+                     interval_s: float = 0.25) -> StoreTracer:
     """A tracer recording every case of a run into ``store``'s ``spans`` table.
 
     ``capture_content`` (prompts, completions, tool arguments and results as span attributes)
-    defaults to on, or to ``EVALKIT_TRACE_CONTENT`` when set.
+    defaults to on, or to ``EVALKIT_TRACE_CONTENT`` when set. ``interval_s``: how often spans that
+    do not fill a batch are committed.
     """
     return StoreTracer(store, capture_content=content_default() if capture_content is None else capture_content,
-                       service_name=service_name)
+                       service_name=service_name, interval_s=interval_s)
