@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from evalkit.errors import StoreCorrupt, StoreError, StoreLocked, UserError
 from evalkit.store import lake, large_values
 from evalkit.store.lease import Lease, is_lock_conflict, lease_for, wait_limit
+from evalkit.store.literals import inline
 from evalkit.store.migrations import LATEST, MIGRATIONS
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class GuardedConnection:
 
     def execute(self, sql: str, params: Params = None) -> GuardedConnection:
         try:
-            self._con.execute(sql, params or [])
+            self._con.execute(*inline(sql, params or []))
         except Exception as exc:
             self._guard(exc)
             raise
@@ -329,7 +330,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(sql)
-                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)])
+                con.execute(*inline("INSERT INTO schema_version VALUES (?, ?)", [version, datetime.now(UTC)]))
                 con.execute("COMMIT")
             except Exception as exc:
                 with contextlib.suppress(Exception):
@@ -367,7 +368,7 @@ class Store:
         """Run a statement and fetch its rows (results are never left pending on the connection)."""
         def once() -> list[tuple[Any, ...]]:
             with self._use() as con:
-                return con.execute(sql, params or []).fetchall()
+                return con.execute(*inline(sql, params or [])).fetchall()
         with self._errors():
             return self._retry(once)
 
@@ -394,7 +395,7 @@ class Store:
     def query(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         """Rows as dicts."""
         with self._errors(), self._use() as con:
-            cur = con.execute(sql, params or [])
+            cur = con.execute(*inline(sql, params or []))
             cols = [d[0] for d in cur.description or []]
             return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
@@ -403,6 +404,7 @@ class Store:
         ``large``: read it that way at once, when the caller expects many rows — the query then runs once)."""
         import polars as pl
 
+        sql, params = inline(sql, params or [])
         with self._errors(), self._use() as con:
             if large:
                 return pl.DataFrame(con.sql(sql, params=params or [])).rechunk()
@@ -418,14 +420,14 @@ class Store:
 
     def insert_frame(self, table: str, data: pl.DataFrame) -> None:
         """Append a polars frame in one statement (one transaction), scanned as an Arrow stream (no pyarrow)."""
-        from evalkit.store.arrow_rows import ArrowStream
+        from evalkit.store.arrow_rows import stream_of
 
         if data.height == 0:
             return
 
         def once() -> None:
             with self._use() as con:  # this connection: inside a transaction, the insert is part of it
-                con.register("_incoming", ArrowStream(data))
+                con.register("_incoming", stream_of(data))
                 try:
                     cols = ", ".join(f'"{c}"' for c in data.columns)
                     con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _incoming")
@@ -525,11 +527,11 @@ def _append_columns(con: duckdb.DuckDBPyConnection, table: str, cols: dict[str, 
     if n < 64:
         row = "(" + ", ".join("?" for _ in cols) + ")"
         params = [v for i in range(n) for v in (col[i] for col in cols.values())]
-        con.execute(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params)
+        con.execute(*inline(f"INSERT INTO {table} ({names}) VALUES " + ", ".join(row for _ in range(n)), params))
         return
-    from evalkit.store.arrow_rows import ArrowStream, to_frame
+    from evalkit.store.arrow_rows import stream_of, to_frame
 
-    con.register("_incoming", ArrowStream(to_frame(table, cols)))
+    con.register("_incoming", stream_of(to_frame(table, cols)))
     try:
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _incoming")
     finally:
