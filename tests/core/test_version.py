@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from importlib.metadata import version
 
 from typer.testing import CliRunner
 
 from evalkit.cli import app as app_mod
+from tests.fakes.isolated import imported_by
 
 
 def test_version_lists_evalkit_and_installed_stack() -> None:
@@ -44,9 +43,7 @@ def test_version_imports_none_of_the_stack() -> None:
         "sys.argv = ['evalkit', '--version']\n"
         "from evalkit.cli.app import main\n"
         "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-        "print('IMPORTED', sorted(m for m in ('mlflow', 'duckdb', 'litellm') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[0].startswith("evalkit ")
-    assert "IMPORTED []" in out.stdout
+    out, imported = imported_by(code, ("mlflow", "duckdb", "litellm"))
+    assert out.splitlines()[0].startswith("evalkit ")
+    assert imported == []

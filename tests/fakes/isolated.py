@@ -25,3 +25,18 @@ def isolated_env(ws: Path, *, hook: str | None = None, name: str = "_hook") -> d
                   "EVALKIT_STORE": str(ws / ".evalkit" / "evalkit.duckdb"),
                   "EVALKIT_CACHE": str(ws / ".evalkit" / "llm_cache.sqlite"),
                   "EVALKIT_MLFLOW_DETACH": "0"}  # MLflow inline, as in CI: the tests read it right after a run
+
+
+def imported_by(code: str, modules: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Run ``code`` in a fresh interpreter (it must exit 0): its output, and which of ``modules`` it imported."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (f"{code}\nimport json, sys\n"
+             f"print('IMPORTED', json.dumps(sorted(m for m in {modules!r} if m in sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    head, sep, found = out.stdout.rpartition("IMPORTED ")
+    assert sep, out.stdout
+    return head, json.loads(found)

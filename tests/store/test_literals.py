@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,6 +10,7 @@ import duckdb
 import pytest
 
 from evalkit.store.literals import _Unsupported, inline, literal
+from tests.fakes.isolated import imported_by
 
 VALUES: list[Any] = [
     None, True, False, 0, -7, 2**62, 2**70, 0.1, -1e-300, 1.7976931348623157e308, float("inf"), float("-inf"),
@@ -88,7 +87,6 @@ def test_store_queries_and_bulk_inserts_import_no_pandas_or_pyarrow(tmp_path: An
     # DuckDB's client imports both (and NumPy) to bind a Python value or to look at an object it is
     # asked to register (0.6 s and ~85 MB per process).
     code = (
-        "import sys\n"
         "import polars as pl\n"
         "from datetime import UTC, datetime\n"
         "from evalkit.store.db import open_store\n"
@@ -100,8 +98,5 @@ def test_store_queries_and_bulk_inserts_import_no_pandas_or_pyarrow(tmp_path: An
         "st.insert_frame('runs', pl.DataFrame({'run_id': ['r2'], 'suite': ['s'], 'status': ['running']}))\n"
         "assert st.execute('SELECT count(*) FROM runs')[0][0] == 2\n"
         "st.close()\n"
-        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert imported_by(code, ("pandas", "pyarrow"))[1] == []
