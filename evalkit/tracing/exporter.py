@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from evalkit.tracing.state import Route
 
 _log = logging.getLogger(__name__)
+INTERVAL_S = 0.25  # how often the writer commits spans that do not fill a batch
 
 
 class DuckDBSpanSink:
@@ -43,7 +44,7 @@ class DuckDBSpanSink:
         redactor: Redactor | None = None,
         batch_size: int = 5_000,
         max_pending: int = 50_000,  # backpressure, not growth: ~1 KB a queued span
-        interval_s: float = 0.25,
+        interval_s: float = INTERVAL_S,
     ) -> None:
         self.store = store
         self.redactor = redactor or Redactor()

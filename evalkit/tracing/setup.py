@@ -21,7 +21,7 @@ from opentelemetry.trace import Status, StatusCode
 from evalkit.redact import Redactor
 from evalkit.tracing import state
 from evalkit.tracing.columns import COLUMNS, row_dict
-from evalkit.tracing.exporter import DuckDBSpanSink
+from evalkit.tracing.exporter import INTERVAL_S, DuckDBSpanSink
 from evalkit.tracing.hub import hub
 from evalkit.tracing.record import EvalSpan, child, new_trace_id
 from evalkit.tracing.spans import mark_error, truncate_json
@@ -74,7 +74,7 @@ class StoreTracer:
     """
 
     def __init__(self, store: Store, *, capture_content: bool = True, service_name: str = "evalkit",
-                 batch_size: int = 10_000, max_pending: int = 50_000, interval_s: float = 0.25) -> None:
+                 batch_size: int = 10_000, max_pending: int = 50_000, interval_s: float = INTERVAL_S) -> None:
         self.hub = hub()
         self.tracer = self.hub.tracer  # the SDK tracer, for spans made through the OpenTelemetry API
         self.store = store
@@ -189,7 +189,7 @@ class StoreTracer:
 
 
 def tracer_for_store(store: Store, *, capture_content: bool | None = None, service_name: str = "evalkit",
-                     interval_s: float = 0.25) -> StoreTracer:
+                     interval_s: float = INTERVAL_S) -> StoreTracer:
     """A tracer recording every case of a run into ``store``'s ``spans`` table.
 
     ``capture_content`` (prompts, completions, tool arguments and results as span attributes)
