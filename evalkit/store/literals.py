@@ -10,7 +10,7 @@ backslash escapes in ``'…'``), so a value can never end its literal.
 A statement keeps DuckDB's own binding when any value is of another type, when text holds a NUL
 (DuckDB's parser ends the literal there) or is not valid Unicode, or when its placeholders do not
 match its parameters (DuckDB then says what is wrong). Placeholders are ``?`` in order, ``$1``…
-for a sequence and ``$name`` for a mapping; those inside quotes or comments are left alone.
+for a sequence and ``$name`` for a mapping; those inside quotes (``$$…$$`` too) or comments are left alone.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/|\?(?![0-9])|\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)""",
-                     re.DOTALL)
+# quoted text, "identifiers", $$dollar-quoted text$$ and comments (kept), then the placeholders
+_TOKENS = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|\$\$.*?\$\$|--[^\n]*|/\*.*?\*/"""
+                     r"""|\?(?![0-9])|\$([A-Za-z_][A-Za-z0-9_]*|[0-9]+)""", re.DOTALL)
 
 
 class _Unsupported(Exception):

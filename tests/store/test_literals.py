@@ -53,6 +53,10 @@ def test_placeholders_in_quotes_and_comments_are_left_alone() -> None:
     assert sql == "SELECT '?', \"a?\" -- ?\n, 'v' /* ? $x */"
 
 
+def test_dollar_quoted_text_is_left_alone() -> None:
+    assert inline("SELECT $$it's $run ?$$, $run", {"run": "r1"}) == ("SELECT $$it's $run ?$$, 'r1'", None)
+
+
 def test_named_and_numbered_placeholders() -> None:
     assert inline("SELECT $run, $run", {"run": "r1"}) == ("SELECT 'r1', 'r1'", None)
     assert inline("SELECT $2, $1", ["a", "b"]) == ("SELECT 'b', 'a'", None)
