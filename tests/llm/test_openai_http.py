@@ -77,3 +77,24 @@ def test_calls_need_no_litellm_import_and_leave_nothing_open(openai_server: Fake
     assert r.stdout.strip() == "False"
     assert "Unclosed" not in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert openai_server.count == 3
+
+
+def test_proxies_come_from_the_environment(openai_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP(S)_PROXY carries the call (the fake server plays the proxy); NO_PROXY names hosts that bypass it."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
+                "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    msgs = [{"role": "user", "content": "hi"}]
+    openai_server.script(Reply.ok("via proxy"), Reply.ok("direct"))
+    monkeypatch.setenv("HTTP_PROXY", openai_server.url)
+    # llm.invalid cannot resolve: only a proxy can carry this call
+    comp = asyncio.run(complete("openai/gpt-4o-mini", msgs, api_base="http://llm.invalid/v1", api_key="sk-t",
+                                cache=False))
+    assert comp.text == "via proxy"
+    assert openai_server.requests[-1].path == "http://llm.invalid/v1/chat/completions"  # absolute form: a proxy's
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing answers there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    comp = asyncio.run(complete("openai/gpt-4o-mini", msgs, api_base=openai_server.url + "/v1", api_key="sk-t",
+                                cache=False))
+    assert comp.text == "direct"
+    assert openai_server.requests[-1].path == "/v1/chat/completions"
