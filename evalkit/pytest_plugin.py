@@ -11,6 +11,7 @@ Registered through the ``pytest11`` entry point. Until a test uses ``@evalkit.ca
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,28 @@ if TYPE_CHECKING:
     from evalkit.testing.finish import Session
     from evalkit.testing.recorder import Recorder
 
+
+
+def _leave_evalkit_unrewritten() -> None:
+    """Take evalkit off pytest's list of packages whose asserts it rewrites on import.
+
+    pytest marks every top-level package of a plugin's distribution, so each evalkit module the
+    run imports (~120) was parsed and rewritten, then compiled again: ~1.5 s a session wherever
+    bytecode is not cached (``PYTHONDONTWRITEBYTECODE``, read-only installs, a first run). evalkit
+    fails tests with explicit ``AssertionError`` messages, so rewriting its modules buys nothing;
+    test files and conftests are rewritten as before. (pytest keeps the list in a private set: if
+    that ever changes, nothing happens here.)
+    """
+    for finder in sys.meta_path:
+        must = getattr(finder, "_must_rewrite", None)
+        if type(finder).__name__ == "AssertionRewritingHook" and isinstance(must, set) and "evalkit" in must:
+            must.discard("evalkit")
+            cache = getattr(finder, "_marked_for_rewrite_cache", None)
+            if isinstance(cache, dict):
+                cache.clear()
+
+
+_leave_evalkit_unrewritten()
 
 class _State:
     """Per-session evalkit state; everything heavy is created on first use."""

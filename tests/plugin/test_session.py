@@ -157,3 +157,23 @@ def test_plain():
     assert (res.ret, res.outcomes()) == (0, {"passed": 1}), res.out
     assert "evalkit" not in res.out
     assert not (project.path / ".evalkit").exists()
+
+
+def test_evalkit_modules_are_not_assert_rewritten_but_test_files_are(project: Project) -> None:
+    """pytest marks a plugin's whole distribution for assert rewriting; evalkit takes itself off that list."""
+    # what pytest does for a regular (non-editable) install, done by a plugin that loads before evalkit's
+    project.write("mark_evalkit.py", "import pytest\n\npytest.register_assert_rewrite('evalkit')\n")
+    project.write("test_rewrite.py", '''
+import sys
+
+
+def test_rewrite():
+    import evalkit.runner  # holds an assert: a rewritten module would carry pytest's helper
+
+    hooks = [f for f in sys.meta_path if type(f).__name__ == "AssertionRewritingHook"]
+    assert hooks and all("evalkit" not in h._must_rewrite for h in hooks)
+    assert "@pytest_ar" not in vars(evalkit.runner)
+    assert "@pytest_ar" in globals()  # this test file still is
+''')
+    res = project.pytest("-p", "mark_evalkit")
+    assert (res.ret, res.outcomes()) == (0, {"passed": 1}), res.out
