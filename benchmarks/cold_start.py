@@ -7,8 +7,9 @@ and in one that has it; ``ratio_fresh`` / ``ratio_warm`` divide them by ``wall_s
 ``background_fresh_s`` / ``background_warm_s``: from the command's start until the detached logging
 has the run and its case traces in MLflow. ``default_next_s``: the default command started the moment
 another one returned, while that one's detached logging runs (``ratio_next`` divides it by ``wall_s``).
-``inline_warm_s``: MLflow logged inline (``EVALKIT_MLFLOW_DETACH=0``, what CI does). ``python -X importtime`` lists which of litellm, mlflow and opentelemetry the default
-path imports (``heavy_imports``): litellm and mlflow must not appear. The package is byte-compiled
+``inline_warm_s``: MLflow logged inline (``EVALKIT_MLFLOW_DETACH=0``, what CI does). ``python -X importtime``
+lists which of litellm, mlflow and opentelemetry the default path imports (``heavy_imports``): litellm
+and mlflow must not appear. The package is byte-compiled
 first (pip does this on install; an editable or uv install may not). CI variables are cleared.
 """
 
