@@ -9,8 +9,8 @@ has the run and its case traces in MLflow. ``default_next_s``: the default comma
 another one returned, while that one's detached logging runs (``ratio_next`` divides it by ``wall_s``).
 ``inline_warm_s``: MLflow logged inline (``EVALKIT_MLFLOW_DETACH=0``, what CI does). ``python -X importtime``
 lists which of litellm, mlflow and opentelemetry the default path imports (``heavy_imports``): litellm
-and mlflow must not appear. The package is byte-compiled
-first (pip does this on install; an editable or uv install may not). CI variables are cleared.
+and mlflow must not appear. The package is byte-compiled first (pip does this on install; an editable
+or uv install may not). CI variables are cleared.
 """
 
 from __future__ import annotations
@@ -52,15 +52,23 @@ def _logged(d: Path) -> bool:
 
 def _syncing(d: Path) -> bool:
     """A detached `evalkit sync --run` started in workspace ``d`` is still alive (it lingers after logging,
-    shutting MLflow down); the next timed command waits for it, so no measurement shares the CPU with it."""
+    shutting MLflow down)."""
+    here = d.resolve()
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"sync" in argv and b"--run" in argv and (proc / "cwd").resolve() == d.resolve():
+            if b"sync" in argv and b"--run" in argv and (proc / "cwd").resolve() == here:
                 return True
         except OSError:
             continue
     return False
+
+
+def _settle(d: Path, t0: float) -> None:
+    """Wait (up to 300 s from ``t0``) until ``d`` has no detached logging left: the next timed command
+    shares the CPU with no earlier measurement's."""
+    while _syncing(d) and time.perf_counter() - t0 < 300:
+        time.sleep(0.05)
 
 
 def main(runs: int = 5) -> dict[str, object]:
@@ -97,8 +105,7 @@ def main(runs: int = 5) -> dict[str, object]:
             while not _logged(where) and time.perf_counter() - t0 < 300:
                 time.sleep(0.05)
             logged = time.perf_counter() - t0
-            while _syncing(where) and time.perf_counter() - t0 < 300:
-                time.sleep(0.05)
+            _settle(where, t0)
             return wall, logged
 
         walls = timed("--no-mlflow")
@@ -107,14 +114,13 @@ def main(runs: int = 5) -> dict[str, object]:
         default_run(d, "w.duckdb")  # the warm workspace gets its MLflow database
         warm = [default_run(d, f"w{i}.duckdb") for i in range(runs)]
         following = []
+        cmd = [exe, "run", "suite.yaml", "--store"]
         for i in range(runs):
-            cmd = [exe, "run", "suite.yaml", "--store"]
             subprocess.run([*cmd, f"n{i}.duckdb"], cwd=d, check=True, capture_output=True, env=env)
             t0 = time.perf_counter()  # the first one's detached logging has just started
             subprocess.run([*cmd, f"n{i}b.duckdb"], cwd=d, check=True, capture_output=True, env=env)
             following.append(time.perf_counter() - t0)
-            while _syncing(d):
-                time.sleep(0.05)
+            _settle(d, t0)
         inline = timed(extra_env={"EVALKIT_MLFLOW_DETACH": "0"})
         imp = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "evalkit.cli.app", "run", "suite.yaml", "--store", "x.duckdb"],
