@@ -7,7 +7,8 @@
    stored. For reference (``--reference`` spans each) it also times the same tree with content capture
    off (``no_content_spans_per_s``), the same tree made by agent
    code through the OpenTelemetry API under evalkit's case span (the SDK path user spans take,
-   ``otel_api_spans_per_s``, end to end) and the exporter alone on rows already made
+   ``otel_api_spans_per_s``, end to end), making the rows alone with nothing written
+   (``producer_only_spans_per_s``) and the exporter alone on rows already made
    (``exporter_only_spans_per_s``).
 2. The store is topped up to ``--total`` (default 1,000,000) spans with synthetic rows of the same
    shape, then three queries run ``--repeats`` times each (medians): token totals by model, p95
@@ -237,7 +238,10 @@ def measure(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
                 rows: list[Any] = []
                 grab = StoreTracer(store)
                 grab.sink.add_row = rows.append  # type: ignore[method-assign]
+                gc.collect()
+                t0 = time.perf_counter()
                 produce(grab, args.reference, "bench-exporter")
+                out["producer_only_spans_per_s"] = round(len(rows) / (time.perf_counter() - t0))
                 sink = DuckDBSpanSink(store, redactor=grab.redactor, batch_size=10_000, max_pending=200_000)
                 gc.collect()
                 t0 = time.perf_counter()
