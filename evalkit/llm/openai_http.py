@@ -180,6 +180,8 @@ async def chat(ep: Endpoint, model: str, messages: list[dict[str, Any]], params:
     if ep.key:
         headers["Authorization"] = f"Bearer {ep.key}"
     session = await _session()
+    # proxy_auth (deprecated in aiohttp 3.14) is kept: its suggested replacement, proxy_headers, reaches only
+    # a CONNECT tunnel, so an http:// endpoint behind an authenticating proxy would lose its credentials
     proxy, proxy_auth = proxy_for(ep.url)
     try:
         async with asyncio.timeout(timeout):

@@ -92,9 +92,29 @@ def test_proxies_come_from_the_environment(openai_server: FakeOpenAIServer, monk
                                 cache=False))
     assert comp.text == "via proxy"
     assert openai_server.requests[-1].path == "http://llm.invalid/v1/chat/completions"  # absolute form: a proxy's
+    assert "proxy-authorization" not in openai_server.requests[-1].headers
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # the discard port: nothing answers there
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     comp = asyncio.run(complete("openai/gpt-4o-mini", msgs, api_base=openai_server.url + "/v1", api_key="sk-t",
                                 cache=False))
     assert comp.text == "direct"
     assert openai_server.requests[-1].path == "/v1/chat/completions"
+    # credentials in the proxy URL go to the proxy as its Proxy-Authorization header
+    import base64
+
+    monkeypatch.delenv("NO_PROXY")
+    openai_server.script(Reply.ok("via proxy, signed in"))
+    monkeypatch.setenv("HTTP_PROXY", openai_server.url.replace("http://", "http://bob:hunter2secret@"))
+    comp = asyncio.run(complete("openai/gpt-4o-mini", msgs, api_base="http://llm.invalid/v1", api_key="sk-t",
+                                cache=False))
+    assert comp.text == "via proxy, signed in"
+    sent = openai_server.requests[-1].headers["proxy-authorization"]
+    assert sent == "Basic " + base64.b64encode(b"bob:hunter2secret").decode()
+    # a proxy nobody answers at: a typed connection error after the retries, its password in no message
+    from evalkit.llm import ModelError
+
+    monkeypatch.setenv("HTTP_PROXY", "http://bob:hunter2secret@127.0.0.1:9")
+    with pytest.raises(ModelError) as err:
+        asyncio.run(complete("openai/gpt-4o-mini", msgs, api_base="http://llm.invalid/v1", api_key="sk-t", cache=False))
+    assert err.value.kind == "connection"
+    assert "hunter2secret" not in str(err.value) and "hunter2secret" not in repr(err.value)
