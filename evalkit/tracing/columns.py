@@ -15,13 +15,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from evalkit.redact import Redactor
+from evalkit.tracing.json_text import compact as _encode
 
 if TYPE_CHECKING:
     import polars as pl
 
     from evalkit.tracing.state import Route
 
-_encode = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
 
 COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "name", "kind", "start_ns", "end_ns", "status_code", "status_message",

@@ -68,13 +68,16 @@ def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
     if rec.response_model:
         a["gen_ai.response.model"] = rec.response_model
     if rec.finish_reason:
-        a["gen_ai.response.finish_reasons"] = [str(rec.finish_reason)]
+        a["gen_ai.response.finish_reasons"] = (str(rec.finish_reason),)  # a sequence as the SDK keeps one
     if rec.error_type:
-        a["error.type"] = rec.error_type
-    for k, v in (rec.params or {}).items():
-        key = _PARAMS.get(k)
-        if key is not None and v is not None:
-            a[key] = list(v) if isinstance(v, list | tuple) else v
+        a["error.type"] = str(rec.error_type)
+    if rec.params:
+        from evalkit.tracing.record import clean
+
+        for k, v in clean(rec.params).items():  # the caller's values: cleaned by the SDK's rules
+            key = _PARAMS.get(k)
+            if key is not None and v is not None:
+                a[key] = v
     if capture:
         # the messages' keys are the conventions' own (role, parts, type, content): only their text is redacted
         a["gen_ai.input.messages"] = truncate_json(input_messages(rec.messages or []), CONTENT_CHARS, redactor,
@@ -97,7 +100,7 @@ def on_call(rec: Any) -> None:
     route, parent_id = here
     tracer = route.tracer
     span = EvalSpan(route, f"chat {rec.request_model}", attributes(rec, tracer.capture_content, tracer.redactor),
-                    parent_id, kind="CLIENT", start_time=int(rec.start_time_ns))
+                    parent_id, kind="CLIENT", start_time=int(rec.start_time_ns), own=True)
     if rec.error_type:
         from opentelemetry.trace import Status, StatusCode
 

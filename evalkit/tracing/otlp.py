@@ -19,8 +19,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from evalkit.tracing.json_text import compact as _encode
+
 _HEX = set("0123456789abcdefABCDEF")
-_encode = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":")).encode
 MAX_DEPTH = 32  # nesting of array/kvlist attribute values
 
 

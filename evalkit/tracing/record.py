@@ -30,12 +30,13 @@ import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.attributes import _clean_attribute_value
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from evalkit.tracing import state
-from evalkit.tracing.columns import make_row, resource_fields
+from evalkit.tracing.columns import make_row
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
@@ -47,6 +48,15 @@ _UNSET = Status(StatusCode.UNSET)
 _getrandbits = random.getrandbits  # the module's generator: reseeded in forked children, as the SDK relies on
 _now = time.time_ns
 _get_current_span = trace_api.get_current_span
+_attach = otel_context.attach
+_in_context = trace_api.set_span_in_context
+detach = otel_context.detach
+"""Restore the context a :func:`make_current` token was made in."""
+
+
+def make_current(span: trace_api.Span) -> Any:
+    """Make ``span`` the current OpenTelemetry span; returns the token to :func:`detach` when it ends."""
+    return _attach(_in_context(span))
 
 
 def new_span_id() -> int:
@@ -84,13 +94,14 @@ class EvalSpan(trace_api.Span):
                  "start_time", "status")
 
     def __init__(self, route: state.Route, name: str, attributes: Mapping[str, Any] | None, parent_id: int | None,
-                 *, kind: str = "INTERNAL", start_time: int | None = None) -> None:
+                 *, kind: str = "INTERNAL", start_time: int | None = None, own: bool = False) -> None:
         self.route = route
         self.span_id = new_span_id()
         self.parent_id = parent_id
         self.name = name
         self.kind = kind  # the SpanKind's name, as stored
-        self.attributes = clean(attributes)
+        # own=True: a fresh dict evalkit built of values the SDK keeps as they are (taken, not copied)
+        self.attributes: dict[str, Any] = attributes if own and type(attributes) is dict else clean(attributes)
         self.events: list[dict[str, Any]] | None = None
         self.status = _UNSET
         self.start_time = start_time if start_time is not None else _now()
@@ -187,11 +198,11 @@ class EvalSpan(trace_api.Span):
         route = self.route
         st = self.status
         p = self.parent_id
-        _, res = resource_fields(state.HUB.provider.resource)
+        tracer = route.tracer
         return make_row(
             route.trace_hex, f"{self.span_id:016x}", f"{p:016x}" if p is not None else None, self.name, self.kind,
-            self.start_time, self.end_time, st.status_code.name, st.description, route.tracer.service_name,
-            route.run_id, route.case_id, self.attributes, self.events, res,
+            self.start_time, self.end_time, st.status_code.name, st.description, tracer.service_name,
+            route.run_id, route.case_id, self.attributes, self.events, tracer.resource_json,
         )
 
     def readable(self, resource: Any, scope: Any) -> ReadableSpan:

@@ -14,16 +14,15 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import Status, StatusCode
 
 from evalkit.redact import Redactor
 from evalkit.tracing import state
-from evalkit.tracing.columns import COLUMNS, row_dict
+from evalkit.tracing.columns import COLUMNS, resource_fields, row_dict
 from evalkit.tracing.exporter import INTERVAL_S, DuckDBSpanSink
 from evalkit.tracing.hub import hub
-from evalkit.tracing.record import EvalSpan, child, new_trace_id
+from evalkit.tracing.record import EvalSpan, child, detach, make_current, new_trace_id
 from evalkit.tracing.spans import mark_error, truncate_json
 
 if TYPE_CHECKING:
@@ -33,9 +32,6 @@ if TYPE_CHECKING:
 
 _SPAN_KEY = "evalkit.span"
 _ROUTE_KEY = "evalkit.route"
-_attach = otel_context.attach
-_detach = otel_context.detach
-_in_context = trace_api.set_span_in_context
 _NAME, _STATUS, _MESSAGE, _ERROR_TYPE = (COLUMNS.index(c) for c in ("name", "status_code", "status_message", "error_type"))
 _NO_STEP: contextlib.nullcontext[Any] = contextlib.nullcontext(trace_api.INVALID_SPAN)
 
@@ -55,11 +51,11 @@ class _Current:
         self.token: Any = None
 
     def __enter__(self) -> EvalSpan:
-        self.token = _attach(_in_context(self.span))
+        self.token = make_current(self.span)
         return self.span
 
     def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        _detach(self.token)
+        detach(self.token)
         if exc is not None:
             mark_error(self.span, exc)
         self.span.end()
@@ -80,6 +76,7 @@ class StoreTracer:
         self.store = store
         self.capture_content = capture_content
         self.service_name = service_name
+        self.resource_json = resource_fields(self.hub.provider.resource)[1]  # each span row's ``resource``
         self.redactor = Redactor()
         self.sink = DuckDBSpanSink(store, redactor=self.redactor, batch_size=batch_size, max_pending=max_pending,
                                    interval_s=interval_s)
@@ -92,24 +89,24 @@ class StoreTracer:
             "evalkit.repeat": ctx.repeat,
         }
         if case.tags:
-            attrs["evalkit.case.tags"] = list(case.tags)
+            attrs["evalkit.case.tags"] = tuple(str(t) for t in case.tags)  # as the SDK keeps a sequence
         if self.capture_content:
             attrs["evalkit.input"] = truncate_json(case.input_text)
         tid = new_trace_id()
         route = state.Route(trace_hex=f"{tid:032x}", run_id=ctx.run_id, case_id=ctx.case_id, tracer=self, trace_id=tid)
-        span = EvalSpan(route, "evalkit.case", attrs, None)  # a root: whatever span is current is not its parent
+        span = EvalSpan(route, "evalkit.case", attrs, None, own=True)  # a root: whatever span is current is not its parent
         state.ROUTES[tid] = route
         ctx.trace_id = route.trace_hex
         ctx.extras[_SPAN_KEY] = span
         ctx.extras[_ROUTE_KEY] = route
-        token = _attach(_in_context(span))
+        token = make_current(span)
         try:
             yield span
         except BaseException as exc:
             mark_error(span, exc)
             raise
         finally:
-            _detach(token)
+            detach(token)
             self._case_status(span, route)
             route.finished = None
             span.end()  # written at once: after this the case needs no route (memory stays flat)

@@ -10,17 +10,17 @@ when the run captures content.
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from evalkit.tracing import state
+from evalkit.tracing.json_text import spaced as _encode
 
 if TYPE_CHECKING:
     from evalkit.redact import Redactor
 
 MAX_CHARS = 4096
 _NULL: contextlib.nullcontext[None] = contextlib.nullcontext()
-_encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+_record: Any = None  # evalkit.tracing.record, imported by the first traced call
 
 
 def truncate_json(value: Any, limit: int = MAX_CHARS, redactor: Redactor | None = None, *,
@@ -30,11 +30,11 @@ def truncate_json(value: Any, limit: int = MAX_CHARS, redactor: Redactor | None 
     ``keys=False``: ``value``'s keys are known not to name credentials (chat messages), so only its
     text is redacted (no walk over the value).
     """
-    if redactor is not None and keys:
-        value = redactor.value(value, patterns=False)
     try:
+        if redactor is not None and keys:
+            value = redactor.value(value, patterns=False)
         text = value if isinstance(value, str) else _encode(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # odd keys, a value holding itself: its repr, redacted below
         text = repr(value)
     if redactor is not None:
         text = redactor.text(text)
@@ -63,8 +63,6 @@ class FunctionSpan:
 
     def __init__(self, route: state.Route, parent_id: int, name: str, kind: str,
                  arguments: dict[str, Any] | None) -> None:
-        from evalkit.tracing.record import EvalSpan
-
         tracer = route.tracer
         self.kind = kind
         self.capture = bool(tracer.capture_content)
@@ -84,19 +82,15 @@ class FunctionSpan:
             key = "evalkit.arguments"
         if self.capture and arguments is not None:
             attrs[key] = truncate_json(arguments, redactor=self.redactor)
-        self.span = EvalSpan(route, span_name, attrs, parent_id)
+        self.span = _record.EvalSpan(route, span_name, attrs, parent_id, own=True)
         self.token: Any = None
 
     def __enter__(self) -> FunctionSpan:
-        from opentelemetry import context, trace
-
-        self.token = context.attach(trace.set_span_in_context(self.span))
+        self.token = _record.make_current(self.span)
         return self
 
     def __exit__(self, et: Any, exc: BaseException | None, tb: Any) -> None:
-        from opentelemetry import context
-
-        context.detach(self.token)
+        _record.detach(self.token)
         if exc is not None:
             mark_error(self.span, exc)
         self.span.end()
@@ -106,9 +100,10 @@ def function_span(name: str, kind: str, arguments: dict[str, Any] | None) -> Any
     """A context manager around a decorated call: a :class:`FunctionSpan`, or a no-op outside traced cases."""
     if state.HUB is None or not state.ROUTES:
         return _NULL
-    from evalkit.tracing.record import current
-
-    here = current()
+    global _record
+    if _record is None:  # imports OpenTelemetry: only once tracing is on
+        from evalkit.tracing import record as _record
+    here = _record.current()
     if here is None:
         return _NULL
     return FunctionSpan(here[0], here[1], name, kind, arguments)
