@@ -5,7 +5,8 @@ them (:class:`~evalkit.tracing.record.EvalSpan`, no SDK span involved) or the ag
 OpenTelemetry API (the SDK's ``ReadableSpan``, :func:`sdk_row`); spans from the OTLP receiver arrive
 already decoded into plain values (:func:`plain_row`). A batch of rows is appended column by column; :meth:`SpanColumns.to_frame`
 turns the batch into a polars frame (timestamps and durations computed there, secrets masked
-there with vectorised regexes), which the store scans as an Arrow stream (no pyarrow involved).
+there with vectorised regexes; the resource, the same for every span of a process, is masked once
+where it is made), which the store scans as an Arrow stream (no pyarrow involved).
 """
 
 from __future__ import annotations
@@ -85,11 +86,15 @@ _resources: dict[int, tuple[Any, str | None, str]] = {}
 
 
 def resource_fields(resource: Any) -> tuple[str | None, str]:
-    """(service.name, attributes as JSON) of an SDK resource, cached (the resource is kept alive)."""
+    """(service.name, attributes as JSON with secrets masked) of an SDK resource, cached (the resource is
+    kept alive): every span of a process shares one resource, so it is masked once, not in every row."""
     hit = _resources.get(id(resource))
     if hit is None or hit[0] is not resource:
+        from evalkit.redact import default
+
         attrs = dict(getattr(resource, "attributes", None) or {})
-        hit = _resources[id(resource)] = (resource, _str(attrs.get("service.name")), _encode(attrs))
+        hit = _resources[id(resource)] = (resource, _str(attrs.get("service.name")),
+                                          default().text(_encode(default().value(attrs, patterns=False))))
     return hit[1], hit[2]
 
 
@@ -113,7 +118,8 @@ def make_row(trace_hex: str, span_hex: str, parent_hex: str | None, name: str, k
     Both kinds of local span go through here: evalkit's own (:class:`~evalkit.tracing.record.EvalSpan`)
     and the SDK's (:func:`sdk_row`, for spans the agent makes with the OpenTelemetry API). ``a`` are
     OpenTelemetry-clean attributes (the SDK's cleaning rules), ``evs`` events as
-    ``{name, time_ns, attributes}`` dicts. Masking secrets is left to :meth:`SpanColumns.to_frame`.
+    ``{name, time_ns, attributes}`` dicts, ``res`` the resource's JSON, masked already
+    (:func:`resource_fields`). Masking the rest is left to :meth:`SpanColumns.to_frame`.
     """
     if a:
         tin = a.get("gen_ai.usage.input_tokens")
@@ -192,7 +198,7 @@ def plain_row(row: dict[str, Any]) -> tuple[Any, ...]:
         _str(a.get("gen_ai.request.model")), _str(a.get("gen_ai.response.model")),
         _int(a.get("gen_ai.usage.input_tokens")), _int(a.get("gen_ai.usage.output_tokens")),
         _str(a.get("gen_ai.tool.name")), error_type(a, code, evs),
-        _encode(a) if a else None, _encode(evs) if evs else None, row.get("resource"),
+        _encode(a) if a else None, _encode(evs) if evs else None, row.get("resource") or None,
     )
 
 
@@ -202,6 +208,7 @@ class SpanColumns:
     def __init__(self, redactor: Redactor, rows: list[tuple[Any, ...]] | None = None) -> None:
         self.redactor = redactor
         self.rows: list[tuple[Any, ...]] = rows if rows is not None else []
+        self._resources: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -211,7 +218,13 @@ class SpanColumns:
         self.rows.extend(sdk_row(s, r) for s, r in items)
 
     def add_plain(self, row: dict[str, Any]) -> None:
-        """Append one decoded OTLP span."""
+        """Append one decoded OTLP span, its resource masked here (the spans of a request share a few)."""
+        res = row.get("resource")
+        if res:
+            masked = self._resources.get(res)
+            if masked is None:
+                masked = self._resources[res] = self.redactor.text(res)
+            row = {**row, "resource": masked}
         self.rows.append(plain_row(row))
 
     # -- out -------------------------------------------------------------------------------
@@ -240,7 +253,6 @@ class SpanColumns:
             ((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("duration_ms"),
             red(pl.col("attributes")),
             red(pl.col("events")),
-            red(pl.col("status_message")),
-            red(pl.col("resource")),
+            red(pl.col("status_message")),  # ``resource`` is masked where it is made (once per resource)
         ).drop("start_ns", "end_ns")
         return df

@@ -75,7 +75,6 @@ class SpanIngest:
     def _columns(self, rows: list[dict[str, Any]]) -> SpanColumns:
         cols = SpanColumns(self.redactor)
         for r in rows:
-            r["resource"] = self.redactor.text(r["resource"]) if r.get("resource") else None
             cols.add_plain(r)
         return cols
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -69,3 +70,34 @@ def test_redactor_rules() -> None:
         assert nested == {"client_secret": MASK, "ok": "visible"}
     assert r.value({"password": "p", "list": [{"token": "t", "name": "n"}]}) == {
         "password": MASK, "list": [{"token": MASK, "name": "n"}]}
+
+
+def test_resources_are_masked_once_where_they_are_made(tmp_path: Path) -> None:
+    """The resource is masked as it becomes row text (not per row on the way out): local and received spans."""
+    from opentelemetry.sdk.resources import Resource
+
+    from evalkit.tracing.columns import SpanColumns, resource_fields
+    from evalkit.tracing.receiver import SpanIngest
+
+    leaky = Resource.create({"service.name": "agent-svc", "deploy.api_key": API_KEY,
+                             "deploy.auth": f"Bearer {BEARER}"})
+    svc, res = resource_fields(leaky)
+    assert svc == "agent-svc" and API_KEY not in res and BEARER not in res
+    assert json.loads(res)["deploy.api_key"] == MASK and resource_fields(leaky)[1] is res  # made once
+
+    received = {"trace_id": "ab" * 16, "span_id": "cd" * 8, "name": "remote", "start_ns": 1, "end_ns": 2,
+                "resource": json.dumps({"service.name": "js", "db.url": f"postgres://app:{SECRET_ENV}@db/x"})}
+    cols = SpanColumns(Redactor())
+    cols.add_plain(dict(received))
+    cols.add_plain(dict(received, span_id="ef" * 8))
+    frame = cols.to_frame()
+    assert frame.height == 2 and not frame["resource"].str.contains(SECRET_ENV, literal=True).any()
+    assert frame["resource"].str.contains(MASK, literal=True).all()
+
+    store = open_store(tmp_path / "s.duckdb")
+    try:
+        assert SpanIngest(store).ingest([dict(received)]) == 1
+        stored = store.query("SELECT resource FROM unattributed_spans")
+    finally:
+        store.close()
+    assert len(stored) == 1 and SECRET_ENV not in stored[0]["resource"] and MASK in stored[0]["resource"]
