@@ -201,8 +201,8 @@ class EvalSpan(trace_api.Span):
         tracer = route.tracer
         return make_row(
             route.trace_hex, f"{self.span_id:016x}", f"{p:016x}" if p is not None else None, self.name, self.kind,
-            self.start_time, self.end_time, st.status_code.name, st.description, tracer.service_name,
-            route.run_id, route.case_id, self.attributes, self.events, tracer.resource_json,
+            self.start_time, self.end_time, "UNSET" if st is _UNSET else st.status_code.name, st.description,
+            tracer.service_name, route.run_id, route.case_id, self.attributes, self.events, tracer.resource_json,
         )
 
     def readable(self, resource: Any, scope: Any) -> ReadableSpan:
