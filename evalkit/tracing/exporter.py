@@ -46,6 +46,12 @@ class DuckDBSpanSink:
         max_pending: int = 50_000,  # backpressure, not growth: ~1 KB a queued span
         interval_s: float = INTERVAL_S,
     ) -> None:
+        # The writer's libraries load here, as the run sets up: imported by the writer thread on its first
+        # batch, polars' import fought the agent's spans for the GIL (spans.py: ~40k → ~46k spans/s).
+        import polars  # noqa: F401
+
+        from evalkit.store import arrow_rows  # noqa: F401
+
         self.store = store
         self.redactor = redactor or Redactor()
         self.batch_size = batch_size
