@@ -65,16 +65,31 @@ _RULES: list[tuple[str, str, str]] = [
 # instead of nine substitutions; most model output holds no credential word at all).
 # (Substring tests on the lowered text: an alternation regex scanning every position was ~25 µs a span.)
 _TRIGGERS = ("bearer", "basic", "api", "key", "token", "secret", "passw", "cookie", "credential", "authoriz", "://",
-             "sk-", "gho_", "ghp_", "ghs_", "ghu_", "github_pat", "akia", "xox")
+             "sk-", "gho_", "ghp_", "ghs_", "ghu_", "github_pat", "akia", "xox", "\u017f")
 
 
 def _may_hold_secret(text: str) -> bool:
     """Whether any rule can match ``text`` (False: none can)."""
-    low = text.lower()
+    low = text.lower()  # KELVIN SIGN lowers to k; LONG S, which the rules' (?i) takes for s, stays: a trigger
     for w in _TRIGGERS:  # a plain loop: a generator in any() costs more than the tests  # noqa: SIM110
         if w in low:
             return True
     return False
+
+# Substrings (ASCII case folded) without one of which no rule can match, for whole text columns: values
+# holding none skip the rules (:meth:`Redactor.series`). Derived rule by rule, each entry a substring of
+# every match it stands for: a credential-named JSON key ends ``<word>"`` (or ``<word>\\"`` inside a JSON
+# string), its word one of authorization/api key/token/secret/password/passwd/cookie/credential(s); the
+# assignment rule's names; bearer/basic; ``://``; the key shapes' prefixes. Tighter than ``_TRIGGERS``
+# where it matters: span attributes always hold ``input_tokens`` (no ``token"`` in it). The rules' (?i)
+# folds two non-ASCII letters onto ASCII ones (KELVIN SIGN onto k, LONG S onto s): a value holding either
+# always goes through the rules.
+_COLUMN_TRIGGERS = (
+    "authoriz", 'token"', 'token\\"', "apikey", "api_key", "api-key", "access_token",
+    "access-token", "accesstoken", "auth_token", "auth-token", "authtoken", "secret", "passw", "cookie",
+    "credential", "bearer", "basic", "://", "sk-", "ghp_", "gho_", "ghs_", "ghu_", "github_pat", "akia", "xox",
+    "\u212a", "\u017f",
+)
 
 # Rules that never match prose: a password in a URL and provider key shapes (for refusing secrets in files).
 _SHAPES = [re.compile(p) for p, _, _ in _RULES[4:]]
@@ -160,6 +175,21 @@ class Redactor:
         if t is list or isinstance(v, list | tuple):
             return [self.value(x, patterns=patterns) for x in v]
         return v
+
+    def series(self, values: pl.Series) -> pl.Series:
+        """A text Series with secrets masked: one pass finds the values a rule could match
+        (:data:`_COLUMN_TRIGGERS` and the literal secrets), and only those go through the rules."""
+        import polars as pl
+
+        if values.null_count() == values.len():
+            return values
+        hit = values.str.contains_any([*_COLUMN_TRIGGERS, *self.secrets], ascii_case_insensitive=True)
+        idx = hit.fill_null(False).arg_true()
+        if idx.len() == 0:
+            return values
+        name = values.name
+        masked = values.gather(idx).to_frame(name).select(self.column(pl.col(name))).to_series()
+        return values.clone().scatter(idx, masked)
 
     def column(self, col: pl.Expr) -> pl.Expr:
         """``col`` (JSON or plain text) with secrets masked, vectorised."""

@@ -246,13 +246,11 @@ class SpanColumns:
             strict=False,
         )
         ts = pl.Datetime("us", "UTC")
-        red = self.redactor.column
+        red = self.redactor.series  # ``resource`` is masked where it is made (once per resource)
         df = df.with_columns(
             (pl.col("start_ns") // 1000).cast(ts).alias("start_time"),
             (pl.col("end_ns") // 1000).cast(ts).alias("end_time"),
             ((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("duration_ms"),
-            red(pl.col("attributes")),
-            red(pl.col("events")),
-            red(pl.col("status_message")),  # ``resource`` is masked where it is made (once per resource)
+            red(df["attributes"]), red(df["events"]), red(df["status_message"]),
         ).drop("start_ns", "end_ns")
         return df

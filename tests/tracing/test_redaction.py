@@ -101,3 +101,45 @@ def test_resources_are_masked_once_where_they_are_made(tmp_path: Path) -> None:
     finally:
         store.close()
     assert len(stored) == 1 and SECRET_ENV not in stored[0]["resource"] and MASK in stored[0]["resource"]
+
+
+def _corpus() -> list[str | None]:
+    """Texts for every rule in many spellings (cases, JSON, JSON inside JSON, folded letters), and benign ones."""
+    names = ["authorization", "Proxy-Authorization", "api_key", "API-KEY", "apikey", "x-api-key", "api_token",
+             "access_token", "refresh-token", "auth_token", "id_token", "TOKEN", "secret", "client_secret", "password",
+             "passwd", "Cookie", "set-cookie", "credential", "credentials", "db.Password", "api_\u212aey",
+             "\u017fecret", "pa\u017f\u017fword", "access-token", "AccessToken", "auth-token", "authtoken", "API-Token"]
+    out: list[str | None] = [None, "", "plain words", json.dumps({"gen_ai.usage.input_tokens": 12, "max_tokens": 5}),
+                             "keys and tokens: a keyboard, token ring", "basic idea", "…[truncated 12 chars]"]
+    for n in names:
+        for v in ("hunter2-v4lue-9", "Zq8opaque0value"):  # values no trigger is in: the names must carry it
+            out += [json.dumps({n: v}), json.dumps({"outer": json.dumps({n: v})}), f"{n}={v}", f"{n}: '{v}'",
+                    json.dumps({f"http.header.{n}": [v]}), f"{n.upper()}={v}", json.dumps({n.lower(): v})]
+    out += [f"Authorization: Bearer {BEARER}", f"BEARER {BEARER}", "Basic dXNlcjpwYXNzd29yZA==",
+            "postgres://app:pw-123456@db:5432/x", "HTTPS://u:p4ssw0rd@host/", f"key {API_KEY}",
+            *(f"{p}_{'a' * 20}" for p in ("ghp", "gho", "ghs", "ghu")), "github_pat_" + "b" * 22, "AKIA" + "A" * 16, "xoxb-1234567890-abc", SECRET_ENV,
+            f"note: {SECRET_ENV.upper()}"]
+    return out
+
+
+def test_column_masking_skips_only_values_no_rule_can_match(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prefilter (one pass for the trigger substrings) never keeps a value from a rule that would mask it."""
+    import evalkit.redact as redact_module
+
+    red = Redactor(extra=[SECRET_ENV])
+    corpus = _corpus()
+    values = pl.Series("attributes", corpus, pl.String)
+    full = values.to_frame().select(red.column(pl.col("attributes"))).to_series()
+    assert red.series(values).to_list() == full.to_list()
+    triggers = redact_module._COLUMN_TRIGGERS
+    for t in triggers:  # the corpus needs every trigger: without any one of them, some secret would stay
+        monkeypatch.setattr(redact_module, "_COLUMN_TRIGGERS", tuple(x for x in triggers if x != t))
+        assert red.series(values).to_list() != full.to_list(), t
+    monkeypatch.undo()
+    changed = [t for t, f in zip(corpus, full.to_list(), strict=True) if t != f]
+    assert len(changed) > 150  # the corpus does exercise the rules
+    assert red.series(pl.Series("a", ["plain", None], pl.String)).to_list() == ["plain", None]
+    assert red.series(pl.Series("a", [None, None], pl.String)).to_list() == [None, None]
+    for text in corpus:  # and the per-text path agrees
+        if text:
+            assert red.text(text) == pl.Series([text]).to_frame("a").select(red.column(pl.col("a"))).item()
