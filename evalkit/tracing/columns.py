@@ -92,9 +92,10 @@ def resource_fields(resource: Any) -> tuple[str | None, str]:
     if hit is None or hit[0] is not resource:
         from evalkit.redact import default
 
+        red = default()
         attrs = dict(getattr(resource, "attributes", None) or {})
         hit = _resources[id(resource)] = (resource, _str(attrs.get("service.name")),
-                                          default().text(_encode(default().value(attrs, patterns=False))))
+                                          red.text(_encode(red.value(attrs, patterns=False))))
     return hit[1], hit[2]
 
 

@@ -74,10 +74,9 @@ def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
     if rec.params:
         from evalkit.tracing.record import clean
 
-        for k, v in clean(rec.params).items():  # the caller's values: cleaned by the SDK's rules
-            key = _PARAMS.get(k)
-            if key is not None and v is not None:
-                a[key] = v
+        # the request parameters the conventions name, the caller's values cleaned by the SDK's rules
+        named = clean({_PARAMS[k]: v for k, v in rec.params.items() if k in _PARAMS and v is not None})
+        a.update((k, v) for k, v in named.items() if v is not None)
     if capture:
         # the messages' keys are the conventions' own (role, parts, type, content): only their text is redacted
         a["gen_ai.input.messages"] = truncate_json(input_messages(rec.messages or []), CONTENT_CHARS, redactor,

@@ -256,3 +256,15 @@ def test_spans_that_could_not_be_written_are_said_never_silent() -> None:
     assert note.startswith("2 span(s) could not be written") and "No space left" in note
     assert API_KEY not in note and MASK in note
     assert StoreTracer(open_store(":memory:")).loss_note() is None
+
+
+def test_chat_span_keeps_the_named_request_parameters_cleaned() -> None:
+    from evalkit.tracing.genai import attributes
+
+    rec = CallRecord(model="openai/m", provider="openai", request_model="m", response_model=None, input_tokens=1,
+                     output_tokens=1, cost_usd=0.0, latency_ms=1.0, messages=[], completion=None, error_type=None,
+                     start_time_ns=0, end_time_ns=1, params={"temperature": 0.2, "stop": ["x", "y"], "tools": [{}],
+                                                             "max_completion_tokens": 7, "seed": None})
+    got = {k: v for k, v in attributes(rec, False, None).items() if k.startswith("gen_ai.request.")}
+    assert got == {"gen_ai.request.model": "m", "gen_ai.request.temperature": 0.2,
+                   "gen_ai.request.stop_sequences": ("x", "y"), "gen_ai.request.max_tokens": 7}
