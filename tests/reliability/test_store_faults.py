@@ -119,6 +119,25 @@ def test_a_store_that_outgrew_its_limit_opens_and_takes_writes(tmp_path: Path, m
         assert st.execute("SELECT count(*) FROM runs")[0][0] == 40
 
 
+def test_the_writer_holds_a_log_beyond_its_memory_limit_and_a_crash_replays_it(tmp_path: Path) -> None:
+    """The writer checkpoints every CHECKPOINT_THRESHOLD of log, not DuckDB's 16MB: rows past the memory limit
+    spill, later writes go on, and a crash before the checkpoint loses nothing."""
+    path = tmp_path / "s.duckdb"
+    code = ("import os; from evalkit.store.db import Store\n"
+            f"st = Store({str(path)!r})\n"
+            "assert st.execute(\"SELECT current_setting('checkpoint_threshold')\")[0][0] == '256.0 MiB'\n"
+            "for k in range(20):\n"
+            "    st.execute(\"INSERT INTO spans (trace_id, span_id, name) SELECT 't' || i, 's' || i,"
+            " repeat(md5(i::VARCHAR), 20) FROM range(5000) r(i)\")\n"
+            "os._exit(0)\n")
+    env = {**os.environ, "EVALKIT_STORE_MEMORY": "32MB"}
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
+    assert Path(f"{path}.wal").stat().st_size > 2 * 32 * 2**20  # 64 MB of rows, none checkpointed yet
+    with Store(path) as st:
+        assert not Path(f"{path}.wal").exists()
+        assert st.execute("SELECT count(*), sum(length(name)) FROM spans")[0] == (100_000, 100_000 * 640)
+
+
 def test_bad_memory_setting_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVALKIT_STORE_MEMORY", "lots")
     with pytest.raises(UserError, match="EVALKIT_STORE_MEMORY='lots'"):
