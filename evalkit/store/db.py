@@ -52,10 +52,18 @@ MEMORY_ENV = "EVALKIT_STORE_MEMORY"
 DEFAULT_MEMORY = "128MB"
 # DuckDB checkpoints when its log passes 16MB; a checkpoint that closes a row group filled by many small
 # commits costs more the larger the table (measured: 0.3 s at 140k rows, 1.9 s at 500k), so span inserts
-# slowed as a store grew (13 → 20 µs a span by 2.5M rows). Every 256MiB of log instead: 5–9 µs a span,
-# flat to 2.5M rows; rows past the memory limit spill to ``<store>.tmp``, and a crash leaves at most that
-# much log, replayed with the limit lifted (:func:`_connect`).
-CHECKPOINT_THRESHOLD = "256MiB"
+# slowed as a store grew (13 → 20 µs a span by 2.5M rows). The writer checkpoints every twice its memory
+# limit of log instead (256MB by default: 5–9 µs a span, flat to 2.5M rows); rows past the limit spill to
+# ``<store>.tmp``, and a crash leaves at most that much log, replayed with the limit lifted (:func:`_connect`;
+# 130MB of log: 1.5 s).
+MIN_CHECKPOINT = 16 * 2**20
+
+
+def checkpoint_threshold(memory_bytes: int) -> int:
+    """Bytes of log after which the writer checkpoints: twice its memory limit, at least DuckDB's 16MiB."""
+    return max(MIN_CHECKPOINT, 2 * memory_bytes)
+
+
 MIN_MEMORY = 8 * 2**20
 EVALKIT_TABLES = frozenset({"runs", "case_results", "scores", "spans"})
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
@@ -578,7 +586,7 @@ def _connect(path: Path, writable: bool) -> duckdb.DuckDBPyConnection:
         config["memory_limit"] = memory[0]
         if str(path) != ":memory:":
             config["temp_directory"] = f"{path}.tmp"
-            config["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+            config["checkpoint_threshold"] = f"{checkpoint_threshold(memory[1])}B"
     replay = writable and Path(f"{path}.wal").exists()
     if replay:  # a log left by a crash may hold more than the limit: replayed unbounded, then bounded again
         config.pop("memory_limit")

@@ -24,7 +24,7 @@ import evalkit
 from evalkit.cli.app import _mount, app
 from evalkit.errors import EXIT_INFRA, StoreCorrupt, StoreError, UserError
 from evalkit.store import large_values
-from evalkit.store.db import Store
+from evalkit.store.db import Store, checkpoint_threshold
 from evalkit.store.doctor import diagnose
 from evalkit.store.migrations import LATEST
 from tests.conftest import evalkit_cli
@@ -120,22 +120,23 @@ def test_a_store_that_outgrew_its_limit_opens_and_takes_writes(tmp_path: Path, m
 
 
 def test_the_writer_holds_a_log_beyond_its_memory_limit_and_a_crash_replays_it(tmp_path: Path) -> None:
-    """The writer checkpoints every CHECKPOINT_THRESHOLD of log, not DuckDB's 16MB: rows past the memory limit
+    """The writer checkpoints after twice its memory limit of log, not DuckDB's 16MB: rows past the limit
     spill, later writes go on, and a crash before the checkpoint loses nothing."""
+    assert checkpoint_threshold(8 * 2**20) == 16 * 2**20 and checkpoint_threshold(128 * 10**6) == 256 * 10**6
     path = tmp_path / "s.duckdb"
     code = ("import os; from evalkit.store.db import Store\n"
             f"st = Store({str(path)!r})\n"
-            "assert st.execute(\"SELECT current_setting('checkpoint_threshold')\")[0][0] == '256.0 MiB'\n"
-            "for k in range(20):\n"
+            "assert st.execute(\"SELECT current_setting('checkpoint_threshold')\")[0][0] == '61.0 MiB'\n"
+            "for k in range(14):\n"
             "    st.execute(\"INSERT INTO spans (trace_id, span_id, name) SELECT 't' || i, 's' || i,"
             " repeat(md5(i::VARCHAR), 20) FROM range(5000) r(i)\")\n"
             "os._exit(0)\n")
     env = {**os.environ, "EVALKIT_STORE_MEMORY": "32MB"}
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
-    assert Path(f"{path}.wal").stat().st_size > 2 * 32 * 2**20  # 64 MB of rows, none checkpointed yet
+    assert Path(f"{path}.wal").stat().st_size > 40 * 2**20  # 45 MB of rows, past the 32MB limit, none checkpointed
     with Store(path) as st:
         assert not Path(f"{path}.wal").exists()
-        assert st.execute("SELECT count(*), sum(length(name)) FROM spans")[0] == (100_000, 100_000 * 640)
+        assert st.execute("SELECT count(*), sum(length(name)) FROM spans")[0] == (70_000, 70_000 * 640)
 
 
 def test_bad_memory_setting_is_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
