@@ -145,6 +145,7 @@ _PY_RULES = [(re.compile(p), repl) for p, repl, _ in _RULES]
 
 
 _SCALARS = frozenset({int, float, bool, type(None)})
+_JSON_ESCAPED = frozenset('"\\')
 
 
 class Redactor:
@@ -155,6 +156,8 @@ class Redactor:
         self.secrets = sorted(found, key=lambda s: (-len(s), s))
         self._literal = _literal_pattern(tuple(self.secrets))
         self._py = _PY_RULES
+        # no literal secret holds a character JSON escapes: masking the JSON text masks every string in it
+        self._json_safe = not any(c in _JSON_ESCAPED or ord(c) < 0x20 for s in self.secrets for c in s)
 
     def text(self, text: str) -> str:
         """``text`` with every rule applied."""
@@ -185,6 +188,17 @@ class Redactor:
         if t is list or isinstance(v, list | tuple):
             return [self.value(x, patterns=patterns) for x in v]
         return v
+
+    def flat_and_clean(self, v: Any) -> bool:
+        """Whether ``v`` is a dict that :meth:`value` with ``patterns=False`` would leave as it is, once the text
+        of its JSON goes through :meth:`text`: string keys naming no credential, string or scalar values, and no
+        literal secret that JSON would escape (the common tool arguments: no walk, no copy)."""
+        if type(v) is not dict or not self._json_safe:
+            return False
+        for k, x in v.items():
+            if type(k) is not str or (type(x) is not str and type(x) not in _SCALARS) or is_secret_name(k):
+                return False
+        return True
 
     def series(self, values: pl.Series) -> pl.Series:
         """A text Series with secrets masked: one pass finds the values a rule could match

@@ -31,7 +31,7 @@ def truncate_json(value: Any, limit: int = MAX_CHARS, redactor: Redactor | None 
     text is redacted (no walk over the value).
     """
     try:
-        if redactor is not None and keys:
+        if redactor is not None and keys and not redactor.flat_and_clean(value):
             value = redactor.value(value, patterns=False)
         text = value if isinstance(value, str) else _encode(value)
     except (TypeError, ValueError, RecursionError):  # odd keys, a value holding itself: its repr, redacted below

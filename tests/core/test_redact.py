@@ -96,3 +96,26 @@ def test_the_trigger_shortcut_never_skips_a_match(text: str) -> None:
 def test_the_trigger_shortcut_on_known_secrets(text: str) -> None:
     r = Redactor(environ={})
     assert r.text(text) == _every_rule(r, text)
+
+
+_SECRET = "s3cr3t-Value-42"
+_ODD = ('quo"te-secret', "back\\slash-secret", "new\nline-secret")  # JSON escapes a character of each
+_flat = st.dictionaries(
+    st.sampled_from(["query", "api_key", "user", "token", "q.password", "limit", "x"]),
+    st.one_of(st.lists(st.sampled_from([*"ab \"\\\n:", _SECRET, *_ODD, "sk-abcdefgh12"]), max_size=6).map("".join),
+              st.integers(), st.none(), st.booleans()),
+    max_size=4)
+
+
+@given(_flat, st.sampled_from([(), (_SECRET,), *((o,) for o in _ODD), (_SECRET, *_ODD)]))
+@settings(max_examples=300, deadline=None)
+def test_a_flat_dict_skips_the_key_walk_only_where_the_walk_changes_nothing(v: dict[str, object],
+                                                                           extra: tuple[str, ...]) -> None:
+    """truncate_json's shortcut (no walk over flat, credential-free dicts) gives what the walk gives."""
+    from evalkit.tracing.spans import truncate_json
+
+    r = Redactor(extra, environ={})
+    walked = Redactor(extra, environ={})
+    walked.flat_and_clean = lambda value: False  # type: ignore[method-assign]
+    assert truncate_json(v, redactor=r) == truncate_json(v, redactor=walked)
+    assert _SECRET not in truncate_json(v, redactor=r) or _SECRET not in extra
