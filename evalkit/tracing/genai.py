@@ -11,9 +11,12 @@ is current there (the agent's step, a tool, or the judge's scorer span).
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring as _quote
 from typing import Any
 
 from evalkit.tracing import state
+from evalkit.tracing.json_text import spaced
+from evalkit.tracing.spans import truncate_json
 
 CONTENT_CHARS = 32_000
 _PARAMS = {
@@ -50,10 +53,31 @@ def input_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"role": m.get("role", "user"), "parts": _parts(m.get("content"))} for m in messages]
 
 
+def input_messages_json(messages: list[dict[str, Any]]) -> str:
+    """``spaced(input_messages(messages))``, with a text message written straight to JSON (no dicts built:
+    ~0.9 µs for a system and a user message, was ~2.3)."""
+    out = []
+    for m in messages:
+        role = m.get("role", "user")
+        content = m.get("content")
+        if type(role) is str and type(content) is str:
+            out.append('{"role": ' + _quote(role) + ', "parts": [{"type": "text", "content": ' + _quote(content) + "}]}")
+        else:
+            out.append(spaced({"role": role, "parts": _parts(content)}))
+    return "[" + ", ".join(out) + "]"
+
+
+def output_messages_json(completion: Any, finish_reason: Any) -> str:
+    """The completion as the conventions' output messages, JSON as :func:`spaced` writes it."""
+    reason = finish_reason or "stop"
+    if type(completion) is str and type(reason) is str:
+        return ('[{"role": "assistant", "parts": [{"type": "text", "content": ' + _quote(completion)
+                + '}], "finish_reason": ' + _quote(reason) + "}]")
+    return spaced([{"role": "assistant", "parts": _parts(completion), "finish_reason": reason}])
+
+
 def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
     """Span attributes for one call record."""
-    from evalkit.tracing.spans import truncate_json
-
     a: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": rec.provider,
@@ -79,11 +103,11 @@ def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
         a.update((k, v) for k, v in named.items() if v is not None)
     if capture:
         # the messages' keys are the conventions' own (role, parts, type, content): only their text is redacted
-        a["gen_ai.input.messages"] = truncate_json(input_messages(rec.messages or []), CONTENT_CHARS, redactor,
+        a["gen_ai.input.messages"] = truncate_json(input_messages_json(rec.messages or []), CONTENT_CHARS, redactor,
                                                    keys=False)
         if rec.completion is not None:
-            out = [{"role": "assistant", "parts": _parts(rec.completion), "finish_reason": rec.finish_reason or "stop"}]
-            a["gen_ai.output.messages"] = truncate_json(out, CONTENT_CHARS, redactor, keys=False)
+            a["gen_ai.output.messages"] = truncate_json(output_messages_json(rec.completion, rec.finish_reason),
+                                                        CONTENT_CHARS, redactor, keys=False)
     return a
 
 

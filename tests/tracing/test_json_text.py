@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalkit.context import CaseContext
 from evalkit.redact import MASK, Redactor
 from evalkit.schema import Case
 from evalkit.store.db import open_store
+from evalkit.tracing import genai
 from evalkit.tracing.json_text import compact, spaced
 from evalkit.tracing.setup import StoreTracer
 from evalkit.tracing.spans import function_span, truncate_json
@@ -63,3 +66,22 @@ def test_a_traced_call_with_a_cyclic_argument_is_recorded(tmp_path: Path) -> Non
     assert [r["name"] for r in rows] == ["evalkit.case", "execute_tool plan"]
     attrs = json.loads(rows[1]["attributes"])
     assert attrs["gen_ai.tool.call.arguments"] == "{'steps': ['step', [...]]}"
+
+
+_text = st.text(alphabet=st.sampled_from([*'ab "\\\n\t', "é", "\u2028", "\x00", "😀"]), max_size=8)
+_content = st.one_of(_text, st.none(), st.integers(),
+                     st.lists(st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": _text}),
+                                        st.fixed_dictionaries({"type": st.just("image_url")}), _text), max_size=3))
+_message = st.one_of(st.fixed_dictionaries({"role": st.one_of(_text, st.integers()), "content": _content}),
+                     st.fixed_dictionaries({"content": _content}))
+
+
+@given(st.lists(_message, max_size=4), _content, st.one_of(st.none(), _text, st.integers()))
+@settings(max_examples=300, deadline=None)
+def test_messages_written_straight_to_json_are_what_the_encoder_writes(messages: list[dict[str, Any]],
+                                                                        completion: Any, reason: Any) -> None:
+    assert genai.input_messages_json(messages) == spaced(genai.input_messages(messages))
+    out = [{"role": "assistant", "parts": genai._parts(completion), "finish_reason": reason or "stop"}]
+    assert genai.output_messages_json(completion, reason) == spaced(out)
+    assert json.loads(genai.input_messages_json(messages)) == json.loads(json.dumps(genai.input_messages(messages),
+                                                                                    default=str))
