@@ -50,20 +50,29 @@ def _parts(content: Any) -> list[dict[str, Any]]:
 
 def input_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Chat messages in the GenAI conventions' shape: ``[{role, parts: [{type, content}]}]``."""
-    return [{"role": m.get("role", "user"), "parts": _parts(m.get("content"))} for m in messages]
+    return [_message(m.get("role", "user"), m.get("content")) for m in messages]
+
+
+def _message(role: Any, content: Any) -> dict[str, Any]:
+    return {"role": role, "parts": _parts(content)}
+
+
+def _text_parts_json(text: str) -> str:
+    """``spaced(_parts(text))`` for a string, written straight to JSON (the C string quoter, no dicts built)."""
+    return '[{"type": "text", "content": ' + _quote(text) + "}]"
 
 
 def input_messages_json(messages: list[dict[str, Any]]) -> str:
-    """``spaced(input_messages(messages))``, with a text message written straight to JSON (no dicts built:
-    ~0.9 µs for a system and a user message, was ~2.3)."""
+    """``spaced(input_messages(messages))``; a text message is written straight to JSON (~0.9 µs for a
+    system and a user message, was ~2.3)."""
     out = []
     for m in messages:
         role = m.get("role", "user")
         content = m.get("content")
         if type(role) is str and type(content) is str:
-            out.append('{"role": ' + _quote(role) + ', "parts": [{"type": "text", "content": ' + _quote(content) + "}]}")
+            out.append('{"role": ' + _quote(role) + ', "parts": ' + _text_parts_json(content) + "}")
         else:
-            out.append(spaced({"role": role, "parts": _parts(content)}))
+            out.append(spaced(_message(role, content)))
     return "[" + ", ".join(out) + "]"
 
 
@@ -71,9 +80,9 @@ def output_messages_json(completion: Any, finish_reason: Any) -> str:
     """The completion as the conventions' output messages, JSON as :func:`spaced` writes it."""
     reason = finish_reason or "stop"
     if type(completion) is str and type(reason) is str:
-        return ('[{"role": "assistant", "parts": [{"type": "text", "content": ' + _quote(completion)
-                + '}], "finish_reason": ' + _quote(reason) + "}]")
-    return spaced([{"role": "assistant", "parts": _parts(completion), "finish_reason": reason}])
+        return '[{"role": "assistant", "parts": ' + _text_parts_json(completion) + ', "finish_reason": ' + \
+            _quote(reason) + "}]"
+    return spaced([{**_message("assistant", completion), "finish_reason": reason}])
 
 
 def attributes(rec: Any, capture: bool, redactor: Any) -> dict[str, Any]:
