@@ -9,7 +9,8 @@
    code through the OpenTelemetry API under evalkit's case span (the SDK path user spans take,
    ``otel_api_spans_per_s``, end to end), making the rows alone with nothing written
    (``producer_only_spans_per_s``) and the exporter alone on rows already made
-   (``exporter_only_spans_per_s``).
+   (``exporter_only_spans_per_s``). ``--prefill N`` puts N synthetic spans in the store first: span
+   intake into a store that already holds many.
 2. The store is topped up to ``--total`` (default 1,000,000) spans with synthetic rows of the same
    shape, then three queries run ``--repeats`` times each (medians): token totals by model, p95
    duration by span name, one whole trace by id.
@@ -165,12 +166,26 @@ def timed(fn: Any, repeats: int) -> float:
     return round(statistics.median(xs), 2)
 
 
+def top_up(store: Any, total: int, *, seed: int) -> None:
+    """Synthetic span rows (:func:`synthetic`) into ``store`` until it holds ``total``, 250k at a time."""
+    left = total - store.execute("SELECT count(*) FROM spans")[0][0]
+    while left > 0:
+        n = min(250_000, left)
+        n -= n % PER_TRACE or 0
+        if n <= 0:
+            n = left
+        store.insert_frame("spans", synthetic(n, "bench-synthetic", seed))
+        left -= n
+        seed += 1
+
+
 def main() -> dict[str, Any]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--spans", type=int, default=500_000)
     ap.add_argument("--total", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--reference", type=int, default=100_000, help="spans for the SDK-only / exporter-only figures")
+    ap.add_argument("--prefill", type=int, default=0, help="synthetic spans in the store before the end-to-end part")
     ap.add_argument("--team", action="store_true", help="on a team store (a throwaway PostgreSQL server)")
     args = ap.parse_args()
     if not args.team:
@@ -199,6 +214,10 @@ def measure(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"bench": "spans", "store": "team (DuckLake on PostgreSQL)" if url else "file"}
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(url or Path(tmp) / "spans.duckdb")
+
+        if args.prefill:  # a store that already holds spans (a team's store after months of runs)
+            top_up(store, args.prefill, seed=1_000)
+            out["prefilled_spans"] = store.execute("SELECT count(*) FROM spans")[0][0]
 
         # -- end to end: evalkit's spans → rows → DuckDB -------------------------------------
         tracer = StoreTracer(store)
@@ -252,20 +271,9 @@ def measure(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
             store.execute("DELETE FROM spans WHERE run_id IN ('bench-exporter', 'bench-otel-api', 'bench-no-content')")
 
         # -- queries on a store of --total spans --------------------------------------------
-        have = store.execute("SELECT count(*) FROM spans")[0][0]
-        if args.total > have:
+        if args.total > store.execute("SELECT count(*) FROM spans")[0][0]:
             t1 = time.perf_counter()
-            step = 250_000
-            left = args.total - have
-            seed = 1
-            while left > 0:
-                n = min(step, left)
-                n -= n % PER_TRACE or 0
-                if n <= 0:
-                    n = left
-                store.insert_frame("spans", synthetic(n, "bench-synthetic", seed))
-                left -= n
-                seed += 1
+            top_up(store, args.total, seed=1)
             out["topup_s"] = round(time.perf_counter() - t1, 2)
         out["store_spans"] = store.execute("SELECT count(*) FROM spans")[0][0]
         con = store.con
